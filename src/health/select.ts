@@ -1,0 +1,146 @@
+// Pure: a service's pools in priority order + onAllDown -> the address set DNS answers with.
+// Also the shape of the health view the monitor publishes, since selection is what it is built around.
+import type { OnAllDown } from '../config/schema.js';
+import type { HealthState, LastFailure, LastRound, Transition } from './state.js';
+
+export type SelectionMode = 'pending' | 'healthy' | 'all-down-servfail' | 'all-down-last' | 'all-down-all';
+
+/** What selection needs to know about a pool. */
+export interface SelectablePool {
+  readonly name: string;
+  readonly state: HealthState;
+  /** The addresses this pool is answered with; empty while a proxy host has never resolved. */
+  readonly addresses: readonly string[];
+}
+
+export interface Selection {
+  /** The service has a verdict (see `select`); false: DNS answers SERVFAIL and /readyz is 503. */
+  readonly ready: boolean;
+  readonly mode: SelectionMode;
+  /** The pool whose addresses are answered; undefined when pending, SERVFAIL or every pool is answered. */
+  readonly selected: string | undefined;
+  /** What DNS answers with, in priority order. Empty means SERVFAIL. */
+  readonly addresses: readonly string[];
+  /** Epoch ms when `mode` or `selected` last changed. */
+  readonly since: number;
+  /** The last pool chosen because it was healthy: what `onAllDown: last` falls back to. */
+  readonly lastHealthy: { readonly pool: string; readonly addresses: readonly string[] } | undefined;
+}
+
+/**
+ * The first healthy pool in priority order, so a higher pool is answered again as soon as it is
+ * healthy (its `rise` threshold is the hysteresis against flapping).
+ *
+ * When does a service have a verdict? Walking the pools in priority order, every pool before the
+ * first healthy one (or every pool, when none is healthy) must have finished its first round. So a
+ * fast secondary never gets answered for a moment while the primary's first round is still out,
+ * and a fast-failing primary never produces a moment of `onAllDown` while the secondary's first
+ * round is still out: the first answer is the one the full picture gives. A hung pool delays the
+ * verdict by at most its `timeout`.
+ *
+ * Once the service has had a verdict (`previous.ready`), a pool that is still `unknown` (a pool
+ * added by a config reload) is passed over instead of turning the service back to SERVFAIL.
+ *
+ * A healthy pool without addresses (its proxy host has never resolved) cannot be answered, so it is
+ * passed over like an unhealthy one rather than answered with an empty set.
+ *
+ * With none healthy, `onAllDown` decides: `servfail` answers nothing; `last` the last pool selected
+ * for being healthy (its current addresses, or the remembered ones if it has none now or is gone),
+ * SERVFAIL if there never was one; `all` every pool's addresses, unique, in priority order.
+ */
+export function select(
+  pools: readonly SelectablePool[],
+  onAllDown: OnAllDown,
+  previous: Selection | undefined,
+  now: number,
+): Selection {
+  const wasReady = previous?.ready === true;
+  let lastHealthy = previous?.lastHealthy;
+  let mode: SelectionMode | undefined;
+  let selected: string | undefined;
+  let addresses: readonly string[] = [];
+
+  for (const pool of pools) {
+    if (pool.state === 'unknown' && !wasReady) {
+      mode = 'pending';
+      break;
+    }
+    if (pool.state === 'healthy' && pool.addresses.length > 0) {
+      mode = 'healthy';
+      selected = pool.name;
+      addresses = pool.addresses;
+      lastHealthy = { pool: pool.name, addresses: pool.addresses };
+      break;
+    }
+  }
+
+  if (mode === undefined) {
+    if (onAllDown === 'servfail') {
+      mode = 'all-down-servfail';
+    } else if (onAllDown === 'last') {
+      mode = 'all-down-last';
+      if (lastHealthy) {
+        const current = pools.find((p) => p.name === lastHealthy?.pool)?.addresses ?? [];
+        selected = lastHealthy.pool;
+        addresses = current.length > 0 ? current : lastHealthy.addresses;
+      }
+    } else {
+      mode = 'all-down-all';
+      addresses = [...new Set(pools.flatMap((p) => p.addresses))];
+    }
+  }
+
+  const unchanged = previous !== undefined && previous.mode === mode && previous.selected === selected;
+  return {
+    ready: mode !== 'pending',
+    mode,
+    selected,
+    addresses,
+    since: unchanged ? previous.since : now,
+    lastHealthy,
+  };
+}
+
+// ---- the published view -------------------------------------------------------------------------
+
+export interface ResolveError {
+  readonly reason: string;
+  readonly at: number;
+}
+
+export interface PoolSnapshot {
+  readonly name: string;
+  /** The proxy URL with any credentials removed. */
+  readonly proxy: string;
+  readonly addresses: readonly string[];
+  /** `config`: the pool's `address` (or an IP-literal proxy host); `dns`: the proxy host, resolved. */
+  readonly addressSource: 'config' | 'dns';
+  /** Set while the last re-resolution failed; `addresses` are then the last good ones. */
+  readonly resolveError: ResolveError | undefined;
+  readonly state: HealthState;
+  readonly since: number;
+  /** The next round follows after fastInterval rather than interval. */
+  readonly inTransition: boolean;
+  readonly passes: number;
+  readonly failures: number;
+  readonly lastRound: LastRound | undefined;
+  readonly lastFailure: LastFailure | undefined;
+  readonly lastTransition: Transition | undefined;
+  readonly transitions: number;
+}
+
+export interface ServiceSnapshot {
+  readonly name: string;
+  readonly onAllDown: OnAllDown;
+  readonly selection: Selection;
+  /** In priority order. */
+  readonly pools: readonly PoolSnapshot[];
+}
+
+export interface HealthSnapshot {
+  /** Epoch ms of publication. */
+  readonly at: number;
+  /** Every service has a verdict: /readyz may answer 200. */
+  readonly ready: boolean;
+  readonly services: readonly ServiceSnapshot[];
+}

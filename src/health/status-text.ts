@@ -1,0 +1,69 @@
+// Pure: a service's health view -> the strings of its `_status.<service>.<zone>` TXT record.
+// One string per pool, logfmt (key=value, values with spaces quoted), so `dig +short` reads like a log
+// line and the same tools parse it.
+import type { ServiceSnapshot } from './select.js';
+
+/** A TXT character-string holds at most 255 bytes. */
+export const MAX_TXT_STRING_BYTES = 255;
+
+const ELLIPSIS = '...';
+
+/**
+ * `pool=primary state=healthy selected=yes since=2026-11-25T10:00:00Z reason=ok`, then
+ * `last_failure="..." last_failure_at=...` once a round has failed, and `mode=...` while the service
+ * is not answering a healthy pool. Reasons are shortened so each string fits in 255 bytes; the
+ * fixed fields never are.
+ */
+export function statusStrings(service: ServiceSnapshot): string[] {
+  const { selection } = service;
+  return service.pools.map((pool) => {
+    const answered =
+      selection.mode === 'all-down-all' ? selection.addresses.length > 0 : selection.selected === pool.name;
+    const head = [
+      `pool=${pool.name}`,
+      `state=${pool.state}`,
+      `selected=${answered ? 'yes' : 'no'}`,
+      `since=${isoSeconds(pool.since)}`,
+    ];
+    if (selection.mode !== 'healthy') head.push(`mode=${selection.mode}`);
+    const reason = pool.lastRound ? clean(pool.lastRound.reason) : 'pending';
+    const failure = pool.lastFailure ? clean(pool.lastFailure.reason) : undefined;
+    const failureAt = pool.lastFailure ? ` last_failure_at=${isoSeconds(pool.lastFailure.at)}` : '';
+
+    const fixed = `${head.join(' ')} reason=${failure === undefined ? '' : ` last_failure=${failureAt}`}`;
+    const budget = MAX_TXT_STRING_BYTES - fixed.length;
+    if (failure === undefined) return `${head.join(' ')} reason=${shorten(reason, budget)}`;
+    // The current reason goes first, but leaves the last failure at least half the room.
+    const reasonValue = shorten(reason, Math.max(budget - quoted(failure).length, Math.ceil(budget / 2)));
+    const failureValue = shorten(failure, budget - reasonValue.length);
+    return `${head.join(' ')} reason=${reasonValue} last_failure=${failureValue}${failureAt}`;
+  });
+}
+
+/** 1764064800123 -> 2026-11-25T10:00:00Z: seconds are enough for an operator and save TXT bytes. */
+function isoSeconds(ms: number): string {
+  return `${new Date(ms).toISOString().slice(0, 19)}Z`;
+}
+
+/**
+ * Printable ASCII only, so characters equal bytes and a reason cannot smuggle control characters
+ * into someone's terminal; credentials in any URL (a target's, say) are stripped.
+ */
+function clean(reason: string): string {
+  return reason
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi, '$1')
+    .replace(/[^\x20-\x7e]/g, '?')
+    .replace(/"/g, "'");
+}
+
+function quoted(text: string): string {
+  return /[\s="]/.test(text) || text === '' ? `"${text}"` : text;
+}
+
+/** The logfmt value of `text` (quoted when it has spaces, = or quotes) in at most `max` bytes. */
+function shorten(text: string, max: number): string {
+  const whole = quoted(text);
+  if (whole.length <= max) return whole;
+  const room = Math.max(0, max - 2 - ELLIPSIS.length);
+  return `"${text.slice(0, room)}${ELLIPSIS}"`;
+}
