@@ -1,0 +1,136 @@
+// Pure: (question, zone view) -> the sections of the answer, exactly as ../shared/SPEC.md's answer
+// table says. No wire format here (wire.ts), no sockets (server.ts).
+import { isIPv4, isIPv6 } from 'node:net';
+import { CLASS_IN, RCODE, TYPE } from './wire.js';
+import type { ZoneView } from './zone-view.js';
+
+export interface Question {
+  /** Lower-case, no trailing dot. */
+  readonly name: string;
+  readonly type: number;
+  readonly class: number;
+}
+
+export type RecordData =
+  | { readonly type: 'A' | 'AAAA'; readonly address: string }
+  | { readonly type: 'NS'; readonly host: string }
+  | { readonly type: 'TXT'; readonly strings: readonly string[] }
+  | {
+      readonly type: 'SOA';
+      readonly mname: string;
+      readonly rname: string;
+      readonly serial: number;
+      readonly refresh: number;
+      readonly retry: number;
+      readonly expire: number;
+      readonly minimum: number;
+    };
+
+export interface AnswerRecord {
+  /** Every name we own is the question's name or the zone apex (a suffix of it). */
+  readonly owner: 'qname' | 'apex';
+  readonly ttl: number;
+  readonly data: RecordData;
+}
+
+export interface Answer {
+  readonly rcode: number;
+  readonly authoritative: boolean;
+  readonly answer: readonly AnswerRecord[];
+  readonly authority: readonly AnswerRecord[];
+}
+
+const REFUSED: Answer = { rcode: RCODE.REFUSED, authoritative: false, answer: [], authority: [] };
+// SERVFAIL says "no authoritative data now", so AA stays off, as BIND and CoreDNS do.
+const SERVFAIL: Answer = { rcode: RCODE.SERVFAIL, authoritative: false, answer: [], authority: [] };
+
+export const STATUS_LABEL = '_status';
+
+export function inZone(name: string, zone: string): boolean {
+  return name === zone || name.endsWith(`.${zone}`);
+}
+
+function soa(view: ZoneView, owner: 'apex', ttl: number): AnswerRecord {
+  return {
+    owner,
+    ttl,
+    data: {
+      type: 'SOA',
+      mname: view.nameserver,
+      rname: `hostmaster.${view.zone}`,
+      serial: view.serial,
+      // No secondaries ever transfer this zone; only `minimum` (the negative TTL) matters.
+      refresh: 3600,
+      retry: 600,
+      expire: 86400,
+      minimum: view.ttl,
+    },
+  };
+}
+
+/** NOERROR or NXDOMAIN with no records, and the SOA telling resolvers how long to remember that. */
+function negative(view: ZoneView, rcode: number): Answer {
+  return { rcode, authoritative: true, answer: [], authority: [soa(view, 'apex', view.ttl)] };
+}
+
+function positive(answer: AnswerRecord[], view: ZoneView): Answer {
+  return answer.length === 0
+    ? negative(view, RCODE.NOERROR)
+    : { rcode: RCODE.NOERROR, authoritative: true, answer, authority: [] };
+}
+
+const wants = (qtype: number, type: number) => qtype === type || qtype === TYPE.ANY;
+
+export function answer(question: Question, view: ZoneView): Answer {
+  if (question.class !== CLASS_IN || !inZone(question.name, view.zone)) return REFUSED;
+  const { type } = question;
+  const ttl = view.ttl;
+
+  if (question.name === view.zone) {
+    const records: AnswerRecord[] = [];
+    if (wants(type, TYPE.SOA)) records.push(soa(view, 'apex', ttl));
+    if (wants(type, TYPE.NS))
+      records.push({ owner: 'qname', ttl, data: { type: 'NS', host: view.nameserver } });
+    return positive(records, view);
+  }
+
+  const relative = question.name.slice(0, -(view.zone.length + 1));
+  const service = view.services.get(relative);
+  if (service) {
+    const addressQuery = wants(type, TYPE.A) || wants(type, TYPE.AAAA);
+    if (!addressQuery) return negative(view, RCODE.NOERROR);
+    if (service.addresses === undefined) return SERVFAIL;
+    const records: AnswerRecord[] = [];
+    for (const address of service.addresses) {
+      if (wants(type, TYPE.A) && isIPv4(address))
+        records.push({ owner: 'qname', ttl, data: { type: 'A', address } });
+      if (wants(type, TYPE.AAAA) && isIPv6(address))
+        records.push({ owner: 'qname', ttl, data: { type: 'AAAA', address } });
+    }
+    return positive(records, view);
+  }
+
+  if (relative.startsWith(`${STATUS_LABEL}.`)) {
+    const statusOf = view.services.get(relative.slice(STATUS_LABEL.length + 1));
+    if (statusOf) {
+      // One TXT record per pool: `dig +short` prints a line each. The status changes with every
+      // round, so it is never worth caching for long.
+      const records: AnswerRecord[] = wants(type, TYPE.TXT)
+        ? statusOf.status.map((line) => ({ owner: 'qname', ttl: 0, data: { type: 'TXT', strings: [line] } }))
+        : [];
+      return positive(records, view);
+    }
+  }
+
+  return negative(view, RCODE.NXDOMAIN);
+}
+
+/** Every name the view answers positively: the only names worth keeping encoded answers for. */
+export function ownedNames(view: ZoneView): Set<string> {
+  const names = new Set([view.zone]);
+  for (const name of view.services.keys()) {
+    names.add(`${name}.${view.zone}`);
+    names.add(`${STATUS_LABEL}.${name}.${view.zone}`);
+  }
+  return names;
+}
