@@ -1,0 +1,218 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { OnAllDown } from '../../src/config/schema.js';
+import {
+  type PoolSnapshot,
+  type SelectablePool,
+  type Selection,
+  type ServiceSnapshot,
+  select,
+} from '../../src/health/select.js';
+import type { HealthState } from '../../src/health/state.js';
+import { MAX_TXT_STRING_BYTES, statusStrings } from '../../src/health/status-text.js';
+
+const T0 = Date.parse('2026-11-25T10:00:00Z');
+const ADDRESSES: Record<string, string[]> = {
+  primary: ['10.0.0.1'],
+  secondary: ['10.0.0.2', 'fd00::2'],
+  tertiary: ['10.0.0.3', '10.0.0.1'],
+};
+
+/** "hu?" -> primary healthy, secondary unhealthy, tertiary unknown. */
+function pools(states: string): SelectablePool[] {
+  const names = ['primary', 'secondary', 'tertiary'];
+  const byChar: Record<string, HealthState> = { h: 'healthy', u: 'unhealthy', '?': 'unknown' };
+  return [...states].map((c, i) => {
+    const name = names[i] as string;
+    return { name, state: byChar[c] as HealthState, addresses: ADDRESSES[name] ?? [] };
+  });
+}
+
+/** Applies each picture in turn, as the monitor does after each round. */
+function sequence(pictures: readonly string[], onAllDown: OnAllDown): Selection[] {
+  const out: Selection[] = [];
+  let previous: Selection | undefined;
+  pictures.forEach((picture, i) => {
+    previous = select(pools(picture), onAllDown, previous, T0 + i);
+    out.push(previous);
+  });
+  return out;
+}
+
+describe('select', () => {
+  it.each<[string, OnAllDown, boolean, string, string | undefined, string[]]>([
+    // pools, onAllDown, ready, mode, selected, addresses
+    ['hhh', 'servfail', true, 'healthy', 'primary', ['10.0.0.1']],
+    ['uhh', 'servfail', true, 'healthy', 'secondary', ['10.0.0.2', 'fd00::2']],
+    ['uuh', 'servfail', true, 'healthy', 'tertiary', ['10.0.0.3', '10.0.0.1']],
+    ['h??', 'servfail', true, 'healthy', 'primary', ['10.0.0.1']],
+    ['???', 'servfail', false, 'pending', undefined, []],
+    ['u?h', 'all', false, 'pending', undefined, []],
+    ['?hh', 'all', false, 'pending', undefined, []],
+    ['uuu', 'servfail', true, 'all-down-servfail', undefined, []],
+    ['uuu', 'last', true, 'all-down-last', undefined, []],
+    ['uuu', 'all', true, 'all-down-all', undefined, ['10.0.0.1', '10.0.0.2', 'fd00::2', '10.0.0.3']],
+  ])('%s onAllDown=%s -> ready=%s %s %s', (picture, onAllDown, ready, mode, selected, addresses) => {
+    expect(select(pools(picture), onAllDown, undefined, T0)).toMatchObject({
+      ready,
+      mode,
+      selected,
+      addresses,
+    });
+  });
+
+  it('fails back to a higher pool as soon as it is healthy again', () => {
+    const out = sequence(['hh', 'uh', 'uh', 'hh'], 'servfail');
+    expect(out.map((s) => s.selected)).toEqual(['primary', 'secondary', 'secondary', 'primary']);
+    expect(out.map((s) => s.since)).toEqual([T0, T0 + 1, T0 + 1, T0 + 3]);
+  });
+
+  it('onAllDown: last keeps answering the last healthy selection', () => {
+    const out = sequence(['hh', 'uh', 'uu', 'uu'], 'last');
+    expect(out.at(-1)).toMatchObject({
+      ready: true,
+      mode: 'all-down-last',
+      selected: 'secondary',
+      addresses: ['10.0.0.2', 'fd00::2'],
+      since: T0 + 2,
+    });
+  });
+
+  it('onAllDown: last serves the remembered addresses when the pool now has none', () => {
+    const first = select(pools('h'), 'last', undefined, T0);
+    const down = select([{ name: 'primary', state: 'unhealthy', addresses: [] }], 'last', first, T0 + 1);
+    expect(down.addresses).toEqual(['10.0.0.1']);
+  });
+
+  it('onAllDown: last with no healthy selection ever is SERVFAIL', () => {
+    expect(sequence(['uu', 'uu'], 'last').map((s) => s.addresses)).toEqual([[], []]);
+  });
+
+  it('passes over a pool that is unknown once the service has had a verdict (a reloaded-in pool)', () => {
+    const before = select(pools('uh'), 'servfail', undefined, T0);
+    const after = select(pools('?uh'), 'servfail', before, T0 + 1);
+    expect(after).toMatchObject({ ready: true, mode: 'healthy', selected: 'tertiary' });
+  });
+
+  it('passes over a healthy pool with no addresses yet', () => {
+    const list: SelectablePool[] = [
+      { name: 'primary', state: 'healthy', addresses: [] },
+      { name: 'secondary', state: 'healthy', addresses: ['10.0.0.2'] },
+    ];
+    expect(select(list, 'servfail', undefined, T0)).toMatchObject({ mode: 'healthy', selected: 'secondary' });
+  });
+});
+
+describe('select, properties', () => {
+  const picture = fc
+    .array(fc.constantFrom('h', 'u', '?'), { minLength: 1, maxLength: 3 })
+    .map((a) => a.join(''));
+  const onAllDown = fc.constantFrom<OnAllDown>('servfail', 'last', 'all');
+
+  it('the selected pool is the first healthy one, and every pool before it is decided', () => {
+    fc.assert(
+      fc.property(fc.array(picture, { minLength: 1, maxLength: 30 }), onAllDown, (pictures, mode) => {
+        let previous: Selection | undefined;
+        for (const p of pictures) {
+          const list = pools(p);
+          const selection = select(list, mode, previous, T0);
+          const firstHealthy = list.findIndex((pool) => pool.state === 'healthy');
+          if (selection.mode === 'healthy') {
+            expect(selection.selected).toBe(list[firstHealthy]?.name);
+            expect(selection.addresses).toEqual(list[firstHealthy]?.addresses);
+          } else {
+            // Not answering a healthy pool while one is healthy is only allowed before a verdict.
+            if (firstHealthy >= 0) expect(selection.mode).toBe('pending');
+          }
+          if (selection.mode === 'pending') expect(selection.addresses).toEqual([]);
+          if (previous?.ready) expect(selection.ready).toBe(true);
+          previous = selection;
+        }
+      }),
+    );
+  });
+
+  it('onAllDown: last answers the last healthy selection', () => {
+    fc.assert(
+      fc.property(fc.array(picture, { minLength: 1, maxLength: 30 }), (pictures) => {
+        let previous: Selection | undefined;
+        let lastHealthy: string | undefined;
+        for (const p of pictures) {
+          previous = select(pools(p), 'last', previous, T0);
+          if (previous.mode === 'healthy') lastHealthy = previous.selected;
+          if (previous.mode === 'all-down-last') {
+            expect(previous.selected).toBe(lastHealthy);
+            expect(previous.addresses).toEqual(lastHealthy ? ADDRESSES[lastHealthy] : []);
+          }
+        }
+      }),
+    );
+  });
+});
+
+describe('statusStrings', () => {
+  function pool(over: Partial<PoolSnapshot> = {}): PoolSnapshot {
+    return {
+      name: 'primary',
+      proxy: 'http://squid-primary:3128',
+      addresses: ['10.0.0.1'],
+      addressSource: 'config',
+      resolveError: undefined,
+      state: 'healthy',
+      since: T0,
+      inTransition: false,
+      passes: 3,
+      failures: 0,
+      lastRound: { ok: true, reason: 'ok', at: T0 + 9_000, latencyMs: 20 },
+      lastFailure: undefined,
+      lastTransition: undefined,
+      transitions: 1,
+      ...over,
+    };
+  }
+  function service(list: PoolSnapshot[], onAllDown: OnAllDown = 'servfail'): ServiceSnapshot {
+    return { name: 'proxy', onAllDown, pools: list, selection: select(list, onAllDown, undefined, T0) };
+  }
+
+  it('says one line per pool in the SPEC format', () => {
+    const failing = pool({
+      name: 'secondary',
+      state: 'unhealthy',
+      lastRound: { ok: false, reason: 'squid_error=ERR_CONNECT_FAIL', at: T0, latencyMs: 3 },
+      lastFailure: { reason: 'squid_error=ERR_CONNECT_FAIL', at: T0 + 1_500 },
+    });
+    expect(statusStrings(service([pool(), failing]))).toEqual([
+      'pool=primary state=healthy selected=yes since=2026-11-25T10:00:00Z reason=ok',
+      'pool=secondary state=unhealthy selected=no since=2026-11-25T10:00:00Z ' +
+        'reason="squid_error=ERR_CONNECT_FAIL" last_failure="squid_error=ERR_CONNECT_FAIL" ' +
+        'last_failure_at=2026-11-25T10:00:01Z',
+    ]);
+  });
+
+  it('names the all-down mode and a pending pool', () => {
+    const down = pool({ state: 'unhealthy', lastRound: undefined });
+    expect(statusStrings(service([down], 'all'))).toEqual([
+      'pool=primary state=unhealthy selected=yes since=2026-11-25T10:00:00Z mode=all-down-all reason=pending',
+    ]);
+  });
+
+  it('stays under 255 bytes, printable, and without credentials', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 600 }), fc.string({ maxLength: 600 }), (a, b) => {
+        const reason = `timeout=1s target=http://user:secret@example.com/ ${a}`;
+        const p = pool({
+          name: 'x'.repeat(63),
+          state: 'unhealthy',
+          lastRound: { ok: false, reason, at: T0, latencyMs: 1 },
+          lastFailure: { reason: `${b}é\n${reason}`, at: T0 },
+        });
+        for (const text of statusStrings(service([p], 'last'))) {
+          expect(Buffer.byteLength(text)).toBeLessThanOrEqual(MAX_TXT_STRING_BYTES);
+          expect(text).toMatch(/^[\x20-\x7e]*$/);
+          expect(text).not.toContain('secret');
+          expect(text).toMatch(/ last_failure_at=2026-11-25T10:00:00Z$/);
+        }
+      }),
+    );
+  });
+});
