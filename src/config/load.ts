@@ -1,7 +1,7 @@
 // Reading a config file: YAML (JSON is valid YAML) -> schema -> frozen config, or every problem
 // as one "path: message" line an operator can act on.
 import { readFile } from 'node:fs/promises';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { type DnsConfig, dnsConfigSchema, type SidecarConfig, sidecarConfigSchema } from './schema.js';
 
@@ -14,18 +14,67 @@ export function formatPath(path: readonly PropertyKey[]): string {
     .join('');
 }
 
+// Operators write YAML, so the messages speak of lists and mappings, not arrays and objects.
+function kind(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') return `the text ${JSON.stringify(value)}`;
+  if (typeof value === 'boolean') return String(value);
+  return `${typeof value} ${String(value)}`;
+}
+
+const EXPECTED: Record<string, string> = {
+  array: 'a list',
+  object: 'a mapping',
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+};
+
+// Zod's stock messages ("Invalid input: expected array, received undefined") describe the
+// validator; these describe the file. Messages set in the schema itself take precedence.
+const operatorMessages: z.core.$ZodErrorMap = (issue) => {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return 'required';
+      return `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${kind(issue.input)}`;
+    case 'invalid_value':
+      return `${JSON.stringify(issue.input)} is not one of ${issue.values.map(String).join(', ')}`;
+    case 'too_small':
+      if (issue.origin === 'number' || issue.origin === 'int') return `must be at least ${issue.minimum}`;
+      return undefined;
+    case 'too_big':
+      if (issue.origin === 'number' || issue.origin === 'int') return `must be at most ${issue.maximum}`;
+      return undefined;
+    default:
+      return undefined;
+  }
+};
+
 export function parseConfigText<T>(text: string, schema: z.ZodType<T>): Loaded<T> {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  // prettyErrors would put the position in the message with a code excerpt over several lines;
+  // a LineCounter gives the bare position for one line per error.
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
   if (doc.errors.length > 0) {
     return {
       ok: false,
       errors: doc.errors.map((e) => {
-        const where = e.linePos?.[0];
-        return `${where ? `line ${where.line} column ${where.col}` : 'yaml'}: ${e.message.split('\n')[0]}`;
+        const { line, col } = lineCounter.linePos(e.pos[0]);
+        return `line ${line} column ${col}: ${e.message.split('\n')[0]}`;
       }),
     };
   }
-  const result = schema.safeParse(doc.toJS() ?? {});
+  let data: unknown;
+  try {
+    data = doc.toJS() ?? {};
+  } catch (err) {
+    // toJS throws on alias bombs (more alias expansions than maxAliasCount allows).
+    return { ok: false, errors: [`yaml: ${(err as Error).message.split('\n')[0]}`] };
+  }
+  const result = schema.safeParse(data, { error: operatorMessages });
   if (result.success) return { ok: true, config: result.data, text };
   return {
     ok: false,

@@ -3,7 +3,7 @@
 // unit in the name (intervalMs) so no later code has to remember which numbers are durations.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from './duration.js';
 
 export type OnAllDown = 'servfail' | 'last' | 'all';
 export type LivenessMode = 'deep' | 'attributed' | 'shallow';
@@ -66,49 +66,63 @@ export interface SidecarConfig {
 
 // ---- building blocks --------------------------------------------------------------------------
 
-const duration = z.string({ error: 'expected a duration such as 500ms, 2s or 1m' }).transform((text, ctx) => {
-  const ms = parseDuration(text);
-  if (ms === undefined || ms <= 0) {
-    ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration (use e.g. 500ms, 2s, 1m)` });
-    return z.NEVER;
-  }
-  return ms;
-});
+const duration = z
+  .string({ error: (issue) => `${JSON.stringify(issue.input)} is not a duration (use e.g. 500ms, 2s, 1m)` })
+  .transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration (use e.g. 500ms, 2s, 1m)` });
+      return z.NEVER;
+    }
+    if (ms <= 0) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" must be longer than zero` });
+      return z.NEVER;
+    }
+    return ms;
+  });
 
 const positiveInt = z.number().int().min(1);
 
-const listenAddress = z.string().transform((text, ctx): ListenAddress => {
-  // host:port, or [v6]:port
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
-  const host = match?.[1] ?? match?.[2];
-  const port = Number(match?.[3]);
-  if (!match || !host || !isIP(host) || port > 65535) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `"${text}" is not an IP:port listen address (e.g. 0.0.0.0:5353 or [::]:5353)`,
-    });
-    return z.NEVER;
-  }
-  return { host, port };
-});
-
-const statusRanges = z.union([z.string(), z.number()]).transform((value, ctx): StatusRange[] => {
-  const ranges: StatusRange[] = [];
-  for (const part of String(value).split(',')) {
-    const match = /^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$/.exec(part);
-    const min = Number(match?.[1]);
-    const max = Number(match?.[2] ?? match?.[1]);
-    if (!match || min < 100 || max > 599 || min > max) {
+const LISTEN_HINT = 'is not an IP:port listen address (e.g. 0.0.0.0:5353 or [::]:5353)';
+const listenAddress = z
+  .string({ error: (issue) => `${JSON.stringify(issue.input)} ${LISTEN_HINT}` })
+  .transform((text, ctx): ListenAddress => {
+    // host:port, or [v6]:port
+    const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
+    const host = match?.[1] ?? match?.[2];
+    const port = Number(match?.[3]);
+    if (!match || !host || !isIP(host) || port > 65535) {
       ctx.addIssue({
         code: 'custom',
-        message: `"${value}" is not a status list (e.g. 200-399 or 200,204)`,
+        message: `"${text}" ${LISTEN_HINT}`,
       });
       return z.NEVER;
     }
-    ranges.push({ min, max });
-  }
-  return ranges;
-});
+    return { host, port };
+  });
+
+const statusRanges = z
+  .union([z.string(), z.number()], { error: 'expected a status list such as 200-399 or 200,204' })
+  .transform((value, ctx): StatusRange[] => {
+    const ranges: StatusRange[] = [];
+    for (const part of String(value).split(',')) {
+      const match = /^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$/.exec(part);
+      const min = Number(match?.[1]);
+      const max = Number(match?.[2] ?? match?.[1]);
+      if (!match || min < 100 || max > 599 || min > max) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${value}" is not a status list (e.g. 200-399 or 200,204)`,
+        });
+        return z.NEVER;
+      }
+      ranges.push({ min, max });
+    }
+    return ranges;
+  });
+
+// A URL that fails to parse may still carry a password; messages go to stderr and logs.
+const withoutUserinfo = (text: string) => text.replace(/\/\/[^/?#]*@/, '//***@');
 
 const httpUrl = (what: string) =>
   z.string().refine(
@@ -120,7 +134,12 @@ const httpUrl = (what: string) =>
         return false;
       }
     },
-    { error: (issue) => `${JSON.stringify(issue.input)} is not an http:// or https:// ${what} URL` },
+    {
+      error: (issue) =>
+        typeof issue.input === 'string'
+          ? `"${withoutUserinfo(issue.input)}" is not an http:// or https:// ${what} URL`
+          : `expected an http:// or https:// ${what} URL`,
+    },
   );
 
 const dnsLabel = z
@@ -182,15 +201,34 @@ const SIDECAR_DEFAULTS = {
 type Path = (string | number)[];
 type Issue = { path: Path; message: string };
 
-/** Merges overrides onto defaults and reports what is missing or inconsistent, by path. */
+/** One block of probe keys and where it sits in the file, for messages. */
+interface ProbeLayer {
+  readonly values: ProbeOverrides;
+  readonly path: Path;
+}
+
+/**
+ * Merges layers (later ones win) onto defaults and reports what is missing or inconsistent.
+ * Each issue is reported in the deepest layer that set one of the keys involved: that is where
+ * the operator made the combination, and a shared block's mistake is not blamed on a pool that
+ * only changed, say, rise.
+ */
 function resolveProbe(
-  layers: ProbeOverrides[],
+  layers: readonly ProbeLayer[],
   defaults: Omit<ProbeSettings, 'targets'>,
-  where: Path,
+  missingTargets: Issue,
   issues: Issue[],
 ): ProbeSettings {
   const pick = <K extends keyof ProbeOverrides>(key: K) =>
-    layers.reduce<ProbeOverrides[K]>((found, layer) => layer[key] ?? found, undefined);
+    layers.reduce<ProbeOverrides[K]>((found, layer) => layer.values[key] ?? found, undefined);
+  const setIn = (key: keyof ProbeOverrides) =>
+    layers.findLastIndex((layer) => layer.values[key] !== undefined);
+  const blame = (first: keyof ProbeOverrides, second: keyof ProbeOverrides): Path => {
+    const a = setIn(first);
+    const b = setIn(second);
+    const layer = layers[Math.max(a, b, 0)] as ProbeLayer;
+    return [...layer.path, a >= b ? first : second];
+  };
   const targets = pick('targets') ?? [];
   const settings: ProbeSettings = {
     targets,
@@ -203,20 +241,21 @@ function resolveProbe(
     expectStatus: pick('expectStatus') ?? defaults.expectStatus,
   };
   if (targets.length === 0) {
-    issues.push({
-      path: [...where, 'targets'],
-      message: 'required: list the outside URLs that prove egress (here or in the top-level probe block)',
-    });
+    issues.push(missingTargets);
   } else if (settings.quorum > targets.length) {
     issues.push({
-      path: [...where, 'quorum'],
+      path: blame('quorum', 'targets'),
       message: `quorum ${settings.quorum} is more than the ${targets.length} target(s)`,
     });
   }
-  if (settings.timeoutMs >= settings.intervalMs) {
+  // Equal is allowed, as Prometheus allows scrape_timeout == scrape_interval: rounds never overlap
+  // (the next starts `interval` after the last one ended), and the SPEC's own example sets a pool's
+  // interval to 1s under the default 1s timeout. Longer is refused: a verdict would then describe
+  // a round that outlived the period it reports on.
+  if (settings.timeoutMs > settings.intervalMs) {
     issues.push({
-      path: [...where, 'timeout'],
-      message: `timeout (${settings.timeoutMs}ms) must be shorter than interval (${settings.intervalMs}ms)`,
+      path: blame('timeout', 'interval'),
+      message: `timeout (${formatDuration(settings.timeoutMs)}) must not be longer than interval (${formatDuration(settings.intervalMs)})`,
     });
   }
   return settings;
@@ -225,7 +264,8 @@ function resolveProbe(
 function flagDuplicates(names: string[], where: Path, what: string, issues: Issue[]): void {
   const seen = new Set<string>();
   names.forEach((name, index) => {
-    if (seen.has(name)) issues.push({ path: [...where, index, 'name'], message: `duplicate ${what} "${name}"` });
+    if (seen.has(name))
+      issues.push({ path: [...where, index, 'name'], message: `duplicate ${what} "${name}"` });
     seen.add(name);
   });
 }
@@ -247,7 +287,11 @@ function deepFreeze<T>(value: T): T {
 const poolSchema = z.strictObject({
   name: dnsLabel,
   proxy: httpUrl('proxy'),
-  address: z.union([ipAddress, z.array(ipAddress).min(1, 'needs at least one address')]).optional(),
+  address: z
+    .union([ipAddress, z.array(ipAddress).min(1, 'needs at least one address')], {
+      error: 'expected an IP address or a list of them',
+    })
+    .optional(),
   probe: probeOverrides.optional(),
 });
 
@@ -282,14 +326,15 @@ export const dnsConfigSchema = z
       fastIntervalMs: PROBE_DEFAULTS.fastInterval,
       expectStatus: PROBE_DEFAULTS.expectStatus,
     };
-    // Check the top-level block on its own only where no pool overrides it, so one mistake
-    // is reported once, at the place to fix it.
     flagDuplicates(
       raw.services.map((s) => s.name),
       ['services'],
       'service name',
       issues,
     );
+    // Where no pool lists its own targets, the operator meant the shared block: one line there.
+    // Where some do, the ones that do not are named, since those are the pools to fix.
+    const perPoolTargets = raw.services.some((service) => service.pools.some((pool) => pool.probe?.targets));
     const services = raw.services.map((service, s) => {
       flagDuplicates(
         service.pools.map((p) => p.name),
@@ -301,12 +346,29 @@ export const dnsConfigSchema = z
         name: service.name,
         onAllDown: service.onAllDown,
         pools: service.pools.map((pool, p): PoolConfig => {
-          const where: Path = pool.probe ? ['services', s, 'pools', p, 'probe'] : ['probe'];
+          const poolProbe: Path = ['services', s, 'pools', p, 'probe'];
+          const missingTargets: Issue = perPoolTargets
+            ? {
+                path: [...poolProbe, 'targets'],
+                message: 'required (this pool lists no targets and the top-level probe block has none)',
+              }
+            : {
+                path: ['probe', 'targets'],
+                message: "required (list the outside URLs that prove egress, here or in every pool's probe)",
+              };
           return {
             name: pool.name,
             proxy: pool.proxy,
             addresses: pool.address === undefined ? undefined : [pool.address].flat(),
-            probe: resolveProbe([raw.probe, pool.probe ?? {}], defaults, where, issues),
+            probe: resolveProbe(
+              [
+                { values: raw.probe, path: ['probe'] },
+                { values: pool.probe ?? {}, path: poolProbe },
+              ],
+              defaults,
+              missingTargets,
+              issues,
+            ),
           };
         }),
       };
@@ -314,7 +376,8 @@ export const dnsConfigSchema = z
     // An error in the shared probe block would otherwise repeat once per pool that inherits it.
     const unique = issues.filter(
       (issue, i) =>
-        issues.findIndex((o) => o.message === issue.message && o.path.join('.') === issue.path.join('.')) === i,
+        issues.findIndex((o) => o.message === issue.message && o.path.join('.') === issue.path.join('.')) ===
+        i,
     );
     report(ctx, unique);
     return deepFreeze({
@@ -344,7 +407,7 @@ export const sidecarConfigSchema = z
     const issues: Issue[] = [];
     const { listen, proxy, liveness, ...overrides } = raw.sidecar;
     const probe = resolveProbe(
-      [overrides],
+      [{ values: overrides, path: ['sidecar'] }],
       {
         quorum: SIDECAR_DEFAULTS.quorum,
         intervalMs: SIDECAR_DEFAULTS.interval,
@@ -356,7 +419,7 @@ export const sidecarConfigSchema = z
         fastIntervalMs: 500,
         expectStatus: SIDECAR_DEFAULTS.expectStatus,
       },
-      ['sidecar'],
+      { path: ['sidecar', 'targets'], message: 'required (list the outside URLs that prove egress)' },
       issues,
     );
     report(ctx, issues);

@@ -1,0 +1,234 @@
+// The config contract: every good fixture parses, every bad one fails with exactly the lines an
+// operator sees from check-config (each invalid-*.yaml lists them in its "# expect:" header).
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { formatDuration, parseDuration } from '../../src/config/duration.js';
+import { formatPath, loadDnsConfig, loadSidecarConfig, parseConfigText } from '../../src/config/load.js';
+import { type DnsConfig, dnsConfigSchema, sidecarConfigSchema } from '../../src/config/schema.js';
+
+const FIXTURES = join(import.meta.dirname, '../fixtures/config');
+const EXAMPLES = join(import.meta.dirname, '../../examples');
+
+const fixtures = readdirSync(FIXTURES).sort();
+const valid = fixtures.filter((name) => name.startsWith('valid-'));
+const invalid = fixtures.filter((name) => name.startsWith('invalid-'));
+const schemaFor = (name: string) => (name.includes('sidecar') ? sidecarConfigSchema : dnsConfigSchema);
+const read = (name: string) => readFileSync(join(FIXTURES, name), 'utf8');
+const parse = (name: string) => parseConfigText<unknown>(read(name), schemaFor(name));
+
+function dnsFixture(name: string): DnsConfig {
+  const loaded = parseConfigText(read(name), dnsConfigSchema);
+  if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
+  return loaded.config;
+}
+
+function expectedLines(text: string): string[] {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('# expect: '))
+    .map((line) => line.slice('# expect: '.length));
+}
+
+function expectDeeplyFrozen(value: unknown, path = '(root)'): void {
+  if (value === null || typeof value !== 'object') return;
+  expect(Object.isFrozen(value), `${path} is frozen`).toBe(true);
+  for (const [key, inner] of Object.entries(value)) expectDeeplyFrozen(inner, `${path}.${key}`);
+}
+
+describe('valid fixtures', () => {
+  it('has some of each kind', () => {
+    expect(valid.length).toBeGreaterThan(5);
+    expect(valid.some((name) => name.includes('sidecar'))).toBe(true);
+  });
+
+  it.each(valid)('%s parses', (name) => {
+    const loaded = parse(name);
+    expect(loaded.ok ? [] : loaded.errors).toEqual([]);
+  });
+
+  it.each(valid)('%s parses to a deeply frozen config', (name) => {
+    const loaded = parse(name);
+    if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
+    expectDeeplyFrozen(loaded.config);
+  });
+});
+
+describe('defaults', () => {
+  it('fills in every default of the SPEC for a minimal DNS config', async () => {
+    const loaded = await loadDnsConfig(join(FIXTURES, 'valid-minimal.yaml'));
+    if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
+    expect(loaded.config).toEqual({
+      dns: {
+        zone: 'egress.svc',
+        listen: { host: '0.0.0.0', port: 5353 },
+        ttl: 5,
+        nameserver: 'ns.egress.svc',
+      },
+      http: { listen: { host: '0.0.0.0', port: 8080 } },
+      services: [
+        {
+          name: 'proxy',
+          onAllDown: 'servfail',
+          pools: [
+            {
+              name: 'primary',
+              proxy: 'http://squid-primary.egress.svc.cluster.local:3128',
+              addresses: undefined,
+              probe: {
+                targets: ['http://www.baidu.com/'],
+                quorum: 1,
+                intervalMs: 2_000,
+                timeoutMs: 1_000,
+                rise: 2,
+                fall: 2,
+                fastIntervalMs: 200,
+                expectStatus: [{ min: 200, max: 399 }],
+              },
+            },
+          ],
+        },
+      ],
+    });
+  });
+
+  it('fills in every default of the SPEC for a minimal sidecar config', async () => {
+    const loaded = await loadSidecarConfig(join(FIXTURES, 'valid-sidecar-minimal.yaml'));
+    if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
+    expect(loaded.config).toEqual({
+      listen: { host: '0.0.0.0', port: 8081 },
+      proxy: 'http://127.0.0.1:3128',
+      probe: {
+        targets: ['http://www.baidu.com/'],
+        quorum: 1,
+        intervalMs: 5_000,
+        timeoutMs: 3_000,
+        rise: 1,
+        fall: 3,
+        fastIntervalMs: 500,
+        expectStatus: [{ min: 200, max: 399 }],
+      },
+      liveness: 'deep',
+    });
+  });
+
+  it('derives the nameserver from a non-default zone and lowercases names', () => {
+    const config = dnsConfigSchema.parse({
+      dns: { zone: 'Corp.Example.' },
+      probe: { targets: ['http://www.baidu.com/'] },
+      services: [{ name: 'Proxy', pools: [{ name: 'A', proxy: 'http://squid:3128' }] }],
+    });
+    expect(config.dns).toMatchObject({ zone: 'corp.example', nameserver: 'ns.corp.example' });
+    expect(config.services[0]?.name).toBe('proxy');
+    expect(config.services[0]?.pools[0]?.name).toBe('a');
+  });
+
+  it('merges a pool probe block onto the shared one key by key', () => {
+    const [primary, secondary] = dnsFixture('valid-pool-overrides.yaml').services[0]?.pools ?? [];
+    expect(primary?.probe).toMatchObject({
+      targets: ['http://www.baidu.com/', 'http://www.qq.com/'],
+      intervalMs: 1_000,
+      timeoutMs: 500,
+      rise: 1,
+      fall: 2,
+    });
+    expect(secondary?.probe).toMatchObject({
+      targets: ['http://www.baidu.com/'],
+      intervalMs: 3_000,
+      timeoutMs: 1_000,
+      expectStatus: [{ min: 200, max: 200 }],
+    });
+  });
+
+  it('serves one address or a list, and none means "resolve the proxy host"', () => {
+    const addresses = (name: string) => dnsFixture(name).services[0]?.pools.map((pool) => pool.addresses);
+    expect(addresses('valid-full.yaml')).toEqual([['10.96.0.10'], ['10.96.0.11', '10.96.0.12']]);
+    expect(addresses('valid-ipv6.yaml')).toEqual([['fd00::10'], ['10.96.0.11', 'fd00::11']]);
+    expect(addresses('valid-minimal.yaml')).toEqual([undefined]);
+  });
+});
+
+describe('invalid fixtures', () => {
+  it.each(invalid)('%s fails with exactly its expected lines', (name) => {
+    const text = read(name);
+    const expected = expectedLines(text);
+    expect(expected.length, `${name} has "# expect:" lines`).toBeGreaterThan(0);
+    const loaded = parseConfigText<unknown>(text, schemaFor(name));
+    expect(loaded.ok ? ['(parsed without error)'] : loaded.errors).toEqual(expected);
+  });
+
+  it('never prints a proxy password, even in a URL it rejects', () => {
+    const loaded = parse('invalid-proxy-url-with-password.yaml');
+    expect(loaded.ok).toBe(false);
+    expect(JSON.stringify(loaded)).not.toContain('s3cret');
+  });
+
+  it('names an unreadable file and its errno', async () => {
+    const loaded = await loadDnsConfig(join(FIXTURES, 'no-such-file.yaml'));
+    expect(loaded).toEqual({
+      ok: false,
+      errors: [`${join(FIXTURES, 'no-such-file.yaml')}: cannot read the config file (ENOENT)`],
+    });
+  });
+
+  it('treats an empty file as a config missing its required keys', () => {
+    expect(parseConfigText('', dnsConfigSchema)).toEqual({ ok: false, errors: ['services: required'] });
+    expect(parseConfigText('', sidecarConfigSchema)).toEqual({ ok: false, errors: ['sidecar: required'] });
+  });
+});
+
+describe('examples', () => {
+  const examples = readdirSync(EXAMPLES).filter((name) => /\.ya?ml$/.test(name));
+
+  it.each(examples)('examples/%s is a valid config', (name) => {
+    const schema = name.includes('sidecar') ? sidecarConfigSchema : dnsConfigSchema;
+    const loaded = parseConfigText<unknown>(readFileSync(join(EXAMPLES, name), 'utf8'), schema);
+    expect(loaded.ok ? [] : loaded.errors).toEqual([]);
+  });
+});
+
+describe('formatPath', () => {
+  it('writes paths the way an operator would point into the file', () => {
+    expect(formatPath(['services', 0, 'pools', 1, 'proxy'])).toBe('services[0].pools[1].proxy');
+    expect(formatPath(['dns', 'listen'])).toBe('dns.listen');
+    expect(formatPath([])).toBe('');
+  });
+});
+
+describe('durations', () => {
+  it.each([
+    ['500ms', 500],
+    ['2s', 2_000],
+    ['1m', 60_000],
+    ['1h', 3_600_000],
+    ['1.5s', 1_500],
+    [' 2s ', 2_000],
+    ['0s', 0],
+  ])('parses %j as %i ms', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+
+  it.each(['', '2', 's', '2 s', '2sec', '-1s', '1d', '2S', '1e3ms', 'Infinityms'])('rejects %j', (text) => {
+    expect(parseDuration(text)).toBeUndefined();
+  });
+
+  it.each([
+    [500, '500ms'],
+    [1_500, '1500ms'],
+    [2_000, '2s'],
+    [90_000, '90s'],
+    [120_000, '2m'],
+    [7_200_000, '2h'],
+  ])('formats %i ms as %s', (ms, text) => {
+    expect(formatDuration(ms)).toBe(text);
+  });
+
+  it('round-trips every whole number of milliseconds', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 10 * 3_600_000 }), (ms) => {
+        expect(parseDuration(formatDuration(ms))).toBe(ms);
+      }),
+    );
+  });
+});
