@@ -1,0 +1,325 @@
+// The query path from bytes to bytes, read back with dns2's decoder as an independent reader.
+import { Packet } from 'dns2';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { encodeFresh, Responder } from '../../src/dns/responder.js';
+import { assembleReply, decodeQuery, ipv6Bytes, RCODE, TYPE, udpLimit } from '../../src/dns/wire.js';
+import type { ZoneView } from '../../src/dns/zone-view.js';
+
+const forty = Array.from({ length: 40 }, (_, i) => `10.1.0.${i + 1}`);
+const zone: ZoneView = {
+  zone: 'egress.svc',
+  nameserver: 'ns.egress.svc',
+  ttl: 5,
+  serial: 9,
+  services: new Map([
+    [
+      'proxy',
+      { name: 'proxy', addresses: ['10.96.0.10', 'fd00::1'], status: ['pool=primary state=healthy'] },
+    ],
+    ['big', { name: 'big', addresses: forty, status: [] }],
+  ]),
+};
+
+interface QueryOptions {
+  id?: number;
+  rd?: boolean;
+  edns?: { size: number; version?: number; do?: boolean };
+  opcode?: number;
+}
+
+/** A query as a stub resolver would send it, written by hand so every byte is ours to vary. */
+function query(name: string, type: number, options: QueryOptions = {}): Buffer {
+  const labels = name.split('.').filter(Boolean);
+  const qname = Buffer.concat([
+    ...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])),
+    Buffer.from([0]),
+  ]);
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(options.id ?? 0x1234, 0);
+  header[2] = ((options.opcode ?? 0) << 3) | (options.rd === false ? 0 : 1);
+  header.writeUInt16BE(1, 4);
+  header.writeUInt16BE(options.edns ? 1 : 0, 10);
+  const tail = Buffer.alloc(4);
+  tail.writeUInt16BE(type, 0);
+  tail.writeUInt16BE(1, 2);
+  const parts = [header, qname, tail];
+  if (options.edns) {
+    const opt = Buffer.alloc(11);
+    opt.writeUInt16BE(TYPE.OPT, 1);
+    opt.writeUInt16BE(options.edns.size, 3);
+    opt[6] = options.edns.version ?? 0;
+    opt[7] = options.edns.do ? 0x80 : 0;
+    parts.push(opt);
+  }
+  return Buffer.concat(parts);
+}
+
+const responder = new Responder(zone);
+const ask = (bytes: Uint8Array, transport: 'udp' | 'tcp' = 'udp') => responder.respond(bytes, transport);
+const parse = (bytes: Buffer | undefined) => {
+  expect(bytes).toBeDefined();
+  const packet = Packet.parse(bytes as Buffer);
+  expect(packet.errors).toEqual([]);
+  return packet;
+};
+
+describe('replies on the wire', () => {
+  it('copies the ID and RD, sets QR and AA, echoes the question exactly as asked', () => {
+    const reply = parse(ask(query('PrOxY.EGRESS.svc', TYPE.A, { id: 0xbeef, rd: false })));
+    expect(reply.header).toMatchObject({ id: 0xbeef, qr: 1, aa: 1, tc: 0, rd: 0, ra: 0, rcode: 0 });
+    expect(reply.questions).toEqual([
+      expect.objectContaining({ name: 'PrOxY.EGRESS.svc', type: TYPE.A, class: 1 }),
+    ]);
+    expect(reply.answers.map((a) => [a.name, a.type, a.ttl, a.address])).toEqual([
+      ['PrOxY.EGRESS.svc', TYPE.A, 5, '10.96.0.10'],
+    ]);
+    expect(parse(ask(query('proxy.egress.svc', TYPE.A, { rd: true }))).header.rd).toBe(1);
+  });
+
+  it('encodes AAAA, SOA, NS and TXT so that an independent decoder reads them back', () => {
+    expect(parse(ask(query('proxy.egress.svc', TYPE.AAAA))).answers[0]?.address).toBe('fd00::1');
+    expect(parse(ask(query('egress.svc', TYPE.SOA))).answers[0]).toMatchObject({
+      primary: 'ns.egress.svc',
+      admin: 'hostmaster.egress.svc',
+      serial: 9,
+      minimum: 5,
+    });
+    expect(parse(ask(query('egress.svc', TYPE.NS))).answers[0]).toMatchObject({ ns: 'ns.egress.svc' });
+    const txt = parse(ask(query('_status.proxy.egress.svc', TYPE.TXT))).answers[0];
+    expect([txt?.data].flat()).toEqual(['pool=primary state=healthy']);
+  });
+
+  it('NXDOMAIN carries the SOA, owned by the apex, in authority', () => {
+    const reply = parse(ask(query('Missing.Egress.SVC', TYPE.A)));
+    expect(reply.header.rcode).toBe(RCODE.NXDOMAIN);
+    expect(reply.authorities.map((a) => [a.name.toLowerCase(), a.type])).toEqual([['egress.svc', TYPE.SOA]]);
+  });
+
+  it('answers the ". NS" health check CoreDNS forward sends, at once, with REFUSED', () => {
+    const reply = parse(ask(query('', TYPE.NS)));
+    expect(reply.header).toMatchObject({ rcode: RCODE.REFUSED, aa: 0 });
+  });
+
+  it('echoes an OPT when the query had one, with DO copied, and omits it otherwise', () => {
+    const withEdns = parse(ask(query('proxy.egress.svc', TYPE.A, { edns: { size: 1232, do: true } })));
+    expect(withEdns.additionals).toEqual([expect.objectContaining({ type: TYPE.OPT, class: 4096 })]);
+    expect(withEdns.additionals[0]?.doFlag).toBe(true);
+    expect(parse(ask(query('proxy.egress.svc', TYPE.A))).additionals).toEqual([]);
+  });
+
+  it('answers EDNS version 1 with BADVERS (extended rcode 16) and an OPT', () => {
+    const raw = ask(query('proxy.egress.svc', TYPE.A, { edns: { size: 1232, version: 1 } })) as Buffer;
+    expect(raw[3] && raw[3] & 0xf).toBe(0);
+    const reply = parse(raw);
+    expect(reply.answers).toEqual([]);
+    expect(reply.additionals[0]?.extendedRcode).toBe(1);
+  });
+
+  it('truncates an answer too big for 512 bytes without EDNS: TC set, question kept, no records', () => {
+    const reply = parse(ask(query('big.egress.svc', TYPE.A)));
+    expect(reply.header.tc).toBe(1);
+    expect(reply.questions).toHaveLength(1);
+    expect(reply.answers).toEqual([]);
+  });
+
+  it('honours the client UDP size: whole with EDNS 4096, truncated with EDNS 512, whole over TCP', () => {
+    const whole = parse(ask(query('big.egress.svc', TYPE.A, { edns: { size: 4096 } })));
+    expect(whole.header.tc).toBe(0);
+    expect(whole.answers).toHaveLength(40);
+    const small = parse(ask(query('big.egress.svc', TYPE.A, { edns: { size: 512 } })));
+    expect(small.header.tc).toBe(1);
+    expect(small.additionals).toHaveLength(1);
+    const tcp = parse(ask(query('big.egress.svc', TYPE.A), 'tcp'));
+    expect(tcp.header.tc).toBe(0);
+    expect(tcp.answers).toHaveLength(40);
+  });
+
+  it('never offers more than 4096 bytes over UDP, nor less than 512', () => {
+    const q = (size: number) => {
+      const decoded = decodeQuery(query('x.egress.svc', 1, { edns: { size } }));
+      if (decoded.kind !== 'query') throw new Error('not a query');
+      return udpLimit(decoded.query);
+    };
+    expect(q(65535)).toBe(4096);
+    expect(q(100)).toBe(512);
+  });
+});
+
+describe('bad input', () => {
+  const header = (flags: number, counts: [number, number, number, number]) => {
+    const h = Buffer.alloc(12);
+    h.writeUInt16BE(0xabcd, 0);
+    h.writeUInt16BE(flags, 2);
+    counts.forEach((c, i) => {
+      h.writeUInt16BE(c, 4 + i * 2);
+    });
+    return h;
+  };
+  const rcodeOf = (bytes: Uint8Array) => {
+    const reply = ask(bytes);
+    expect(reply).toBeDefined();
+    expect(reply?.readUInt16BE(0)).toBe(0xabcd);
+    expect((reply?.[2] as number) & 0x80).toBe(0x80);
+    return (reply?.[3] as number) & 0xf;
+  };
+
+  it('drops what has no readable header, and every response (QR set): no reflection loops', () => {
+    expect(ask(Buffer.alloc(0))).toBeUndefined();
+    expect(ask(Buffer.alloc(11))).toBeUndefined();
+    const response = query('proxy.egress.svc', TYPE.A);
+    response[2] = (response[2] as number) | 0x80;
+    expect(ask(response)).toBeUndefined();
+  });
+
+  it('answers an opcode other than QUERY with NOTIMP', () => {
+    const notify = query('egress.svc', TYPE.SOA, { opcode: 4, id: 0xabcd });
+    expect(rcodeOf(notify)).toBe(RCODE.NOTIMP);
+  });
+
+  it('answers FORMERR where the header can be read but the rest cannot', () => {
+    const name = (labels: Buffer[]) => Buffer.concat([...labels, Buffer.from([0, 0, 1, 0, 1])]);
+    const label = (n: number) => Buffer.concat([Buffer.from([n]), Buffer.alloc(n, 0x61)]);
+    const cases: Record<string, Buffer> = {
+      'QDCOUNT 65535, no body': header(0x0100, [65535, 65535, 65535, 65535]),
+      'no question': header(0x0100, [0, 0, 0, 0]),
+      'two questions': Buffer.concat([header(0, [2, 0, 0, 0]), name([label(1)]), name([label(1)])]),
+      'truncated question': Buffer.concat([header(0, [1, 0, 0, 0]), Buffer.from([5, 0x61, 0x62])]),
+      'label over 63 bytes': Buffer.concat([header(0, [1, 0, 0, 0]), name([label(64)])]),
+      'name over 255 bytes': Buffer.concat([
+        header(0, [1, 0, 0, 0]),
+        name([label(63), label(63), label(63), label(63)]),
+      ]),
+      'compression pointer in the question': Buffer.concat([
+        header(0, [1, 0, 0, 0]),
+        Buffer.from([0xc0, 12, 0, 1, 0, 1]),
+      ]),
+      'pointer loop in an additional record': Buffer.concat([
+        header(0, [1, 0, 0, 1]),
+        name([label(1)]),
+        Buffer.from([0xc0, 0x11, 0, 41, 2, 0, 0, 0, 0, 0, 0, 5]),
+      ]),
+      'additional record running past the end': Buffer.concat([
+        header(0, [1, 0, 0, 1]),
+        name([label(1)]),
+        Buffer.from([0, 0, 41, 16, 0, 0, 0, 0, 0, 0, 50]),
+      ]),
+      'two OPT records': Buffer.concat([
+        header(0, [1, 0, 0, 2]),
+        name([label(1)]),
+        Buffer.from([0, 0, 41, 16, 0, 0, 0, 0, 0, 0, 0]),
+        Buffer.from([0, 0, 41, 16, 0, 0, 0, 0, 0, 0, 0]),
+      ]),
+    };
+    for (const [what, bytes] of Object.entries(cases)) {
+      expect(rcodeOf(bytes), what).toBe(RCODE.FORMERR);
+    }
+  });
+
+  it('a name of exactly 255 bytes is still a name', () => {
+    const labels = [63, 63, 63, 61].map((n) => `${'a'.repeat(n)}`);
+    const reply = parse(ask(query(labels.join('.'), TYPE.A)));
+    expect(reply.header.rcode).toBe(RCODE.REFUSED);
+  });
+
+  it('a dot inside a label never makes a name look in-zone', () => {
+    // labels ["x.egress", "svc"]: ends in ".egress.svc" as text, but is not in the zone
+    const bytes = Buffer.concat([
+      header(0x0100, [1, 0, 0, 0]),
+      Buffer.from([8]),
+      Buffer.from('x.egress'),
+      Buffer.from([3]),
+      Buffer.from('svc'),
+      Buffer.from([0, 0, 1, 0, 1]),
+    ]);
+    expect(rcodeOf(bytes)).toBe(RCODE.REFUSED);
+  });
+
+  it('any byte string gives a well-formed reply, a header-only error, or silence', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 600 }), (bytes) => {
+        const reply = ask(bytes);
+        if (reply === undefined) return;
+        expect(reply.length).toBeGreaterThanOrEqual(12);
+        expect(reply.length).toBeLessThanOrEqual(4096);
+        expect(reply.readUInt16BE(0)).toBe(((bytes[0] ?? 0) << 8) | (bytes[1] ?? 0));
+        if (reply.length > 12) expect(Packet.parse(reply).errors).toEqual([]);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('any mutation of a valid query still gives a well-formed reply or silence', () => {
+    const base = query('proxy.egress.svc', TYPE.A, { edns: { size: 1232 } });
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(base.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+        (edits) => {
+          const bytes = Buffer.from(base);
+          for (const [at, value] of edits) bytes[at] = value;
+          const reply = ask(bytes);
+          if (reply && reply.length > 12) expect(Packet.parse(reply).errors).toEqual([]);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+describe('the memo and the general path', () => {
+  it('give byte-identical replies for the same question and view, whatever the letter case', () => {
+    const names = [
+      'egress.svc',
+      'proxy.egress.svc',
+      'big.egress.svc',
+      '_status.proxy.egress.svc',
+      'nx.egress.svc',
+    ];
+    const types = [TYPE.A, TYPE.AAAA, TYPE.TXT, TYPE.SOA, TYPE.NS, TYPE.ANY, 15];
+    const caseOf = fc.array(fc.boolean(), { minLength: 40, maxLength: 40 });
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...names),
+        fc.constantFrom(...types),
+        caseOf,
+        fc.option(fc.integer({ min: 0, max: 5000 })),
+        fc.constantFrom<'udp' | 'tcp'>('udp', 'tcp'),
+        (name, type, upper, size, transport) => {
+          const asked = [...name].map((c, i) => (upper[i % upper.length] ? c.toUpperCase() : c)).join('');
+          const bytes = query(asked, type, size === null ? {} : { edns: { size } });
+          const decoded = decodeQuery(bytes);
+          if (decoded.kind !== 'query') throw new Error('expected a query');
+          const limit = transport === 'udp' ? udpLimit(decoded.query) : 65535;
+          const general = assembleReply(decoded.query, bytes, encodeFresh(decoded.query, zone), limit);
+          // ask twice: the first fills the memo, the second is served from it
+          responder.respond(bytes, transport);
+          expect(responder.respond(bytes, transport)).toEqual(general);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('a new view replaces every memoised answer at once', () => {
+    const local = new Responder(zone);
+    const bytes = query('proxy.egress.svc', TYPE.A);
+    expect(parse(local.respond(bytes, 'udp')).answers[0]?.address).toBe('10.96.0.10');
+    local.setView({
+      ...zone,
+      services: new Map([['proxy', { name: 'proxy', addresses: ['10.96.0.11'], status: [] }]]),
+    });
+    expect(parse(local.respond(bytes, 'udp')).answers[0]?.address).toBe('10.96.0.11');
+  });
+});
+
+describe('ipv6Bytes', () => {
+  it('reads every textual form', () => {
+    const hex = (a: string) => Buffer.from(ipv6Bytes(a)).toString('hex');
+    expect(hex('::')).toBe('0'.repeat(32));
+    expect(hex('::1')).toBe(`${'0'.repeat(31)}1`);
+    expect(hex('fd00::1:2')).toBe('fd000000000000000000000000010002');
+    expect(hex('2001:db8:0:0:1:0:0:1')).toBe('20010db8000000000001000000000001');
+    expect(hex('::ffff:10.1.2.3')).toBe('00000000000000000000ffff0a010203');
+    expect(hex('fe80::')).toBe(`fe80${'0'.repeat(28)}`);
+  });
+});
