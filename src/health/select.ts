@@ -17,7 +17,10 @@ export interface Selection {
   /** The service has a verdict (see `select`); false: DNS answers SERVFAIL and /readyz is 503. */
   readonly ready: boolean;
   readonly mode: SelectionMode;
-  /** The pool whose addresses are answered; undefined when pending, SERVFAIL or every pool is answered. */
+  /**
+   * The pool whose addresses are answered: healthy, or held across a reload (see `select`);
+   * undefined when pending, SERVFAIL or every pool is answered.
+   */
   readonly selected: string | undefined;
   /** What DNS answers with, in priority order. Empty means SERVFAIL. */
   readonly addresses: readonly string[];
@@ -38,8 +41,12 @@ export interface Selection {
  * round is still out: the first answer is the one the full picture gives. A hung pool delays the
  * verdict by at most its `timeout`.
  *
- * Once the service has had a verdict (`previous.ready`), a pool that is still `unknown` (a pool
- * added by a config reload) is passed over instead of turning the service back to SERVFAIL.
+ * Once the service has had a verdict (`previous.ready`), a pool is `unknown` only because a config
+ * reload added it or changed its proxy or probe settings. The service never goes back to SERVFAIL
+ * for that: until the pool's first round, the previous answer is held if its pool is still there
+ * and not unhealthy (it may be the changed pool itself), and otherwise the unknown pool is passed
+ * over. Holding, rather than passing over, spares clients a flip to another pool and back when an
+ * operator merely tunes the selected pool's interval.
  *
  * A healthy pool without addresses (its proxy host has never resolved) cannot be answered, so it is
  * passed over like an unhealthy one rather than answered with an empty set.
@@ -61,9 +68,19 @@ export function select(
   let addresses: readonly string[] = [];
 
   for (const pool of pools) {
-    if (pool.state === 'unknown' && !wasReady) {
-      mode = 'pending';
-      break;
+    if (pool.state === 'unknown') {
+      if (!wasReady) {
+        mode = 'pending';
+        break;
+      }
+      const held = previous?.mode === 'healthy' ? pools.find((p) => p.name === previous.selected) : undefined;
+      if (held && held.state !== 'unhealthy' && held.addresses.length > 0) {
+        mode = 'healthy';
+        selected = held.name;
+        addresses = held.addresses;
+        break;
+      }
+      continue;
     }
     if (pool.state === 'healthy' && pool.addresses.length > 0) {
       mode = 'healthy';

@@ -89,9 +89,17 @@ describe('select', () => {
   });
 
   it('passes over a pool that is unknown once the service has had a verdict (a reloaded-in pool)', () => {
-    const before = select(pools('uh'), 'servfail', undefined, T0);
+    const before = select(pools('uuh'), 'servfail', undefined, T0);
     const after = select(pools('?uh'), 'servfail', before, T0 + 1);
-    expect(after).toMatchObject({ ready: true, mode: 'healthy', selected: 'tertiary' });
+    expect(after).toMatchObject({ ready: true, mode: 'healthy', selected: 'tertiary', since: T0 });
+    const down = select(pools('hu'), 'servfail', undefined, T0);
+    expect(select(pools('u?'), 'servfail', down, T0 + 1)).toMatchObject({ ready: true, addresses: [] });
+  });
+
+  it('holds the answer across a reload that reset the selected pool to unknown', () => {
+    const before = select(pools('uh'), 'servfail', undefined, T0);
+    const after = select(pools('u?h'), 'servfail', before, T0 + 1);
+    expect(after).toMatchObject({ ready: true, mode: 'healthy', selected: 'secondary', since: T0 });
   });
 
   it('passes over a healthy pool with no addresses yet', () => {
@@ -109,7 +117,7 @@ describe('select, properties', () => {
     .map((a) => a.join(''));
   const onAllDown = fc.constantFrom<OnAllDown>('servfail', 'last', 'all');
 
-  it('the selected pool is the first healthy one, and every pool before it is decided', () => {
+  it('the selected pool is the first healthy one (or one held across a reload), never a lower one', () => {
     fc.assert(
       fc.property(fc.array(picture, { minLength: 1, maxLength: 30 }), onAllDown, (pictures, mode) => {
         let previous: Selection | undefined;
@@ -117,12 +125,18 @@ describe('select, properties', () => {
           const list = pools(p);
           const selection = select(list, mode, previous, T0);
           const firstHealthy = list.findIndex((pool) => pool.state === 'healthy');
+          const at = list.findIndex((pool) => pool.name === selection.selected);
           if (selection.mode === 'healthy') {
-            expect(selection.selected).toBe(list[firstHealthy]?.name);
-            expect(selection.addresses).toEqual(list[firstHealthy]?.addresses);
-          } else {
+            const pool = list[at];
+            expect(list.slice(0, at).every((before) => before.state !== 'healthy')).toBe(true);
+            if (pool?.state !== 'healthy') {
+              expect(pool?.state).toBe('unknown');
+              expect(previous?.selected).toBe(pool?.name);
+            }
+            expect(selection.addresses).toEqual(pool?.addresses);
+          } else if (firstHealthy >= 0) {
             // Not answering a healthy pool while one is healthy is only allowed before a verdict.
-            if (firstHealthy >= 0) expect(selection.mode).toBe('pending');
+            expect(selection.mode).toBe('pending');
           }
           if (selection.mode === 'pending') expect(selection.addresses).toEqual([]);
           if (previous?.ready) expect(selection.ready).toBe(true);

@@ -1,0 +1,324 @@
+// Edge: runs the deep check of every pool of every service on its own timer, feeds the rise/fall
+// machine, and publishes an immutable view of all services after every change.
+import type { PoolConfig, ServiceConfig } from '../config/schema.js';
+import { type LookupAll, PoolAddresses } from './resolve.js';
+import {
+  type HealthSnapshot,
+  type PoolSnapshot,
+  type Selection,
+  type ServiceSnapshot,
+  select,
+} from './select.js';
+import { initialHealth, inTransition, next, nextDelayMs, type PoolHealth, type Transition } from './state.js';
+import type { RoundResult } from './verdict.js';
+
+/** One deep-check round of a pool. It should honour `signal`; the monitor does not rely on it. */
+export type RunRound = (pool: PoolConfig, signal: AbortSignal) => Promise<RoundResult>;
+
+/** The part of a pino logger the monitor uses. */
+export interface MonitorLogger {
+  info(obj: Record<string, unknown>, msg: string): void;
+  warn(obj: Record<string, unknown>, msg: string): void;
+}
+
+export interface RoundEvent {
+  readonly service: string;
+  readonly pool: string;
+  readonly result: RoundResult;
+  /** The pool's health after the round. */
+  readonly health: PoolHealth;
+}
+
+export interface TransitionEvent {
+  readonly service: string;
+  readonly pool: string;
+  readonly transition: Transition;
+}
+
+/** What a config reload hands from the old monitor to the new one. */
+export interface CarriedState {
+  /** By `poolKey`: only a pool whose proxy and probe settings are unchanged keeps its health. */
+  readonly pools: ReadonlyMap<string, PoolHealth>;
+  /** By service name: keeps `onAllDown: last` memory and readiness across the reload. */
+  readonly selections: ReadonlyMap<string, Selection>;
+}
+
+export interface MonitorOptions {
+  readonly services: readonly ServiceConfig[];
+  readonly runRound: RunRound;
+  readonly logger: MonitorLogger;
+  /** Strips credentials from a proxy URL for the view; a small local one by default. */
+  readonly redact?: (proxyUrl: string) => string;
+  /** Per round, e.g. for probe counters and latency histograms. */
+  readonly onRound?: (event: RoundEvent) => void;
+  /** Per state change, after it has been logged. */
+  readonly onTransition?: (event: TransitionEvent) => void;
+  readonly previous?: CarriedState;
+  /** Host resolution for pools without `address`; node:dns lookup by default. */
+  readonly lookup?: LookupAll;
+  /** Default 30 s. */
+  readonly resolveRefreshMs?: number;
+  /** How long past `timeout` a round may run before the monitor gives up on it. Default 250 ms. */
+  readonly abortSlackMs?: number;
+  /** First rounds start at a random point within this (capped at 10% of interval). Default 100 ms. */
+  readonly firstRoundSpreadMs?: number;
+  readonly random?: () => number;
+  readonly now?: () => number;
+}
+
+/** Identity of a pool across config reloads: same service, name, proxy and probe settings. */
+export function poolKey(service: string, pool: PoolConfig): string {
+  return JSON.stringify([service, pool.name, pool.proxy, pool.probe]);
+}
+
+/** Credentials out of a proxy URL without reformatting the rest of it. */
+export function redactProxyUrl(proxyUrl: string): string {
+  return proxyUrl.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
+}
+
+interface Runner {
+  readonly service: ServiceConfig;
+  readonly pool: PoolConfig;
+  readonly key: string;
+  readonly addresses: PoolAddresses;
+  health: PoolHealth;
+  timer: NodeJS.Timeout | undefined;
+  controller: AbortController | undefined;
+  inFlight: Promise<void> | undefined;
+}
+
+class RoundAbandoned extends Error {}
+
+export class HealthMonitor {
+  readonly #options: MonitorOptions;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #redact: (proxyUrl: string) => string;
+  readonly #runners: Runner[];
+  readonly #selections = new Map<string, Selection>();
+  readonly #subscribers = new Set<(snapshot: HealthSnapshot) => void>();
+  #snapshot: HealthSnapshot;
+  #started = false;
+  #stopped = false;
+
+  constructor(options: MonitorOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.#random = options.random ?? Math.random;
+    this.#redact = options.redact ?? redactProxyUrl;
+    const now = this.#now();
+    for (const [name, selection] of options.previous?.selections ?? []) this.#selections.set(name, selection);
+    this.#runners = options.services.flatMap((service) =>
+      service.pools.map((pool): Runner => {
+        const key = poolKey(service.name, pool);
+        const runner: Runner = {
+          service,
+          pool,
+          key,
+          health: options.previous?.pools.get(key) ?? initialHealth(now),
+          timer: undefined,
+          controller: undefined,
+          inFlight: undefined,
+          addresses: new PoolAddresses(pool, {
+            lookup: options.lookup,
+            refreshMs: options.resolveRefreshMs,
+            now: this.#now,
+            onChange: (state) => {
+              const where = { service: service.name, pool: pool.name };
+              if (state.resolveError) {
+                this.#options.logger.warn(
+                  { ...where, reason: state.resolveError.reason, addresses: state.addresses },
+                  'proxy host resolution failed; serving the last good addresses',
+                );
+              } else {
+                this.#options.logger.info({ ...where, addresses: state.addresses }, 'proxy host resolved');
+              }
+              this.#publish();
+            },
+          }),
+        };
+        return runner;
+      }),
+    );
+    this.#snapshot = this.#build();
+  }
+
+  /** Starts every pool's rounds and host resolution. Idempotent; a stopped monitor stays stopped. */
+  start(): void {
+    if (this.#started || this.#stopped) return;
+    this.#started = true;
+    for (const runner of this.#runners) {
+      runner.addresses.start();
+      // Until its first verdict a service answers SERVFAIL, so first rounds start at once; the
+      // small spread only keeps every pool from hitting the network in the same millisecond.
+      const spread = Math.min(this.#options.firstRoundSpreadMs ?? 100, runner.pool.probe.intervalMs / 10);
+      this.#schedule(runner, Math.round(this.#random() * spread));
+    }
+    this.#publish();
+  }
+
+  /** Clears every timer and aborts in-flight rounds; resolves once no round is running. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const runner of this.#runners) {
+      clearTimeout(runner.timer);
+      runner.timer = undefined;
+      runner.addresses.stop();
+      runner.controller?.abort(new RoundAbandoned('monitor stopped'));
+    }
+    await Promise.allSettled(this.#runners.map((runner) => runner.inFlight));
+  }
+
+  current(): HealthSnapshot {
+    return this.#snapshot;
+  }
+
+  /** Calls `subscriber` with every new snapshot; returns the unsubscribe function. */
+  onSnapshot(subscriber: (snapshot: HealthSnapshot) => void): () => void {
+    this.#subscribers.add(subscriber);
+    return () => this.#subscribers.delete(subscriber);
+  }
+
+  /** The state a reloaded config's monitor should start from. */
+  carryOver(): CarriedState {
+    return {
+      pools: new Map(this.#runners.map((runner) => [runner.key, runner.health])),
+      selections: new Map(this.#selections),
+    };
+  }
+
+  #schedule(runner: Runner, delayMs: number): void {
+    runner.timer = setTimeout(() => {
+      runner.timer = undefined;
+      runner.inFlight = this.#round(runner).finally(() => {
+        runner.inFlight = undefined;
+      });
+    }, delayMs);
+  }
+
+  // One round in flight per pool, and the next scheduled only from the end of the last: rounds that
+  // overlap against a hung proxy pile up connections on exactly the Squid that is struggling, and
+  // their results could land out of order, so the rise/fall counts would no longer be consecutive.
+  async #round(runner: Runner): Promise<void> {
+    const { pool, service } = runner;
+    const controller = new AbortController();
+    runner.controller = controller;
+    const started = this.#now();
+    // The round function bounds itself by `timeout`; this is the safety net for one that does not.
+    // Racing the abort means a round that ignores its signal is abandoned, not waited for.
+    const limitMs = pool.probe.timeoutMs + (this.#options.abortSlackMs ?? 250);
+    const guard = setTimeout(
+      () => controller.abort(new RoundAbandoned(`round_timeout=${limitMs}ms`)),
+      limitMs,
+    );
+    let result: RoundResult;
+    try {
+      result = await Promise.race([
+        Promise.resolve().then(() => this.#options.runRound(pool, controller.signal)),
+        rejectOnAbort(controller.signal),
+      ]);
+    } catch (err) {
+      const ended = this.#now();
+      const reason = err instanceof RoundAbandoned ? err.message : `probe_error=${describe(err)}`;
+      if (!(err instanceof RoundAbandoned)) {
+        this.#options.logger.warn({ service: service.name, pool: pool.name, err }, 'probe round threw');
+      }
+      result = { ok: false, reason, targets: [], latencyMs: ended - started, at: ended };
+    } finally {
+      clearTimeout(guard);
+      runner.controller = undefined;
+    }
+    // The first verdict must not be published with no addresses to answer when resolution is merely
+    // slower than the round; `ready` is bounded by the resolver's own timeout.
+    await runner.addresses.ready;
+    if (this.#stopped) return;
+
+    const step = next(runner.health, result, this.#now(), pool.probe);
+    runner.health = step.health;
+    const where = { service: service.name, pool: pool.name };
+    safely(this.#options.logger, () => this.#options.onRound?.({ ...where, result, health: step.health }));
+    if (step.transition) {
+      const { from, to, reason } = step.transition;
+      this.#options.logger.info({ ...where, from, to, reason }, 'pool state changed');
+      const transition = step.transition;
+      safely(this.#options.logger, () => this.#options.onTransition?.({ ...where, transition }));
+    }
+    this.#publish();
+    this.#schedule(runner, this.#delay(runner));
+  }
+
+  #delay(runner: Runner): number {
+    const base = nextDelayMs(runner.health, runner.pool.probe);
+    if (inTransition(runner.health)) return base;
+    // +-5% on the regular interval keeps pools that started together from probing in lockstep
+    // forever; the fast re-check gets none, as it is the path that bounds detection time.
+    return Math.round(base * (1 + (this.#random() - 0.5) * 0.1));
+  }
+
+  #publish(): void {
+    if (this.#stopped) return;
+    this.#snapshot = this.#build();
+    const snapshot = this.#snapshot;
+    for (const subscriber of this.#subscribers) safely(this.#options.logger, () => subscriber(snapshot));
+  }
+
+  #build(): HealthSnapshot {
+    const now = this.#now();
+    const services = this.#options.services.map((service): ServiceSnapshot => {
+      const pools = this.#runners
+        .filter((runner) => runner.service === service)
+        .map((runner): PoolSnapshot => {
+          const { health } = runner;
+          const addresses = runner.addresses.current();
+          return {
+            name: runner.pool.name,
+            proxy: this.#redact(runner.pool.proxy),
+            addresses: addresses.addresses,
+            addressSource: addresses.source,
+            resolveError: addresses.resolveError,
+            state: health.state,
+            since: health.since,
+            inTransition: inTransition(health),
+            passes: health.passes,
+            failures: health.failures,
+            lastRound: health.lastRound,
+            lastFailure: health.lastFailure,
+            lastTransition: health.lastTransition,
+            transitions: health.transitions,
+          };
+        });
+      const selection = select(pools, service.onAllDown, this.#selections.get(service.name), now);
+      this.#selections.set(service.name, selection);
+      return { name: service.name, onAllDown: service.onAllDown, selection, pools };
+    });
+    return deepFreeze({ at: now, ready: services.every((s) => s.selection.ready), services });
+  }
+}
+
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
+
+function describe(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.replace(/\s+/g, '_').slice(0, 80) || 'unknown';
+}
+
+/** A subscriber or metrics hook that throws must not stop the probe loop. */
+function safely(logger: MonitorLogger, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    logger.warn({ err }, 'health monitor callback threw');
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
