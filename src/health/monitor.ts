@@ -205,7 +205,8 @@ export class HealthMonitor {
     runner.controller = controller;
     const started = this.#now();
     // The round function bounds itself by `timeout`; this is the safety net for one that does not.
-    // Racing the abort means a round that ignores its signal is abandoned, not waited for.
+    // Racing the abort means a round that ignores its signal is abandoned, not waited for: whatever
+    // it still holds is a bug of the round function, and a pool that is never probed again is worse.
     const limitMs = pool.probe.timeoutMs + (this.#options.abortSlackMs ?? 250);
     const guard = setTimeout(
       () => controller.abort(new RoundAbandoned(`round_timeout=${limitMs}ms`)),

@@ -300,6 +300,25 @@ describe('HealthMonitor', () => {
     expect(pool).toMatchObject({ addresses: ['10.0.0.10'], resolveError: undefined });
   });
 
+  it('needs no resolution for an IP-literal proxy host', async () => {
+    const lookup = vi.fn(async () => ['10.9.9.9']);
+    const m = monitor({
+      services: [
+        service('proxy', [poolConfig('primary', { proxy: 'http://[fd00::1]:3128', addresses: undefined })]),
+      ],
+      runRound: scripted({}).runRound,
+      lookup,
+    });
+    m.start();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(lookup).not.toHaveBeenCalled();
+    expect(m.current().services[0]?.pools[0]).toMatchObject({
+      addresses: ['fd00::1'],
+      addressSource: 'config',
+    });
+    expect(m.current().services[0]?.selection.addresses).toEqual(['fd00::1']);
+  });
+
   it('holds the first verdict until the first resolution is in, so it never answers empty', async () => {
     let release: (addresses: string[]) => void = () => {};
     const lookup = () => new Promise<string[]>((resolve) => (release = resolve));
