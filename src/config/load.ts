@@ -5,7 +5,13 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { type DnsConfig, dnsConfigSchema, type SidecarConfig, sidecarConfigSchema } from './schema.js';
 
-export type Loaded<T> = { ok: true; config: T; text: string } | { ok: false; errors: string[] };
+/**
+ * A config, or why not: `errors` are the lines to print, one per problem. `reason` tells a file
+ * that could not be read (CONFIG_UNREADABLE in src/errors.ts) from one that is wrong (CONFIG_INVALID).
+ */
+export type Loaded<T> =
+  | { ok: true; config: T; text: string }
+  | { ok: false; reason: 'invalid' | 'unreadable'; errors: string[] };
 
 /** ['services', 0, 'pools', 1, 'proxy'] -> services[0].pools[1].proxy */
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -61,6 +67,7 @@ export function parseConfigText<T>(text: string, schema: z.ZodType<T>): Loaded<T
   if (doc.errors.length > 0) {
     return {
       ok: false,
+      reason: 'invalid',
       errors: doc.errors.map((e) => {
         const { line, col } = lineCounter.linePos(e.pos[0]);
         return `line ${line} column ${col}: ${e.message.split('\n')[0]}`;
@@ -72,12 +79,13 @@ export function parseConfigText<T>(text: string, schema: z.ZodType<T>): Loaded<T
     data = doc.toJS() ?? {};
   } catch (err) {
     // toJS throws on alias bombs (more alias expansions than maxAliasCount allows).
-    return { ok: false, errors: [`yaml: ${(err as Error).message.split('\n')[0]}`] };
+    return { ok: false, reason: 'invalid', errors: [`yaml: ${(err as Error).message.split('\n')[0]}`] };
   }
   const result = schema.safeParse(data, { error: operatorMessages });
   if (result.success) return { ok: true, config: result.data, text };
   return {
     ok: false,
+    reason: 'invalid',
     errors: result.error.issues.flatMap((issue) =>
       // zod reports a strict object's extra keys once, on the parent: name each key's own path.
       issue.code === 'unrecognized_keys'
@@ -93,7 +101,7 @@ async function loadFile<T>(file: string, schema: z.ZodType<T>): Promise<Loaded<T
     text = await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    return { ok: false, errors: [`${file}: cannot read the config file (${code})`] };
+    return { ok: false, reason: 'unreadable', errors: [`${file}: cannot read the config file (${code})`] };
   }
   return parseConfigText(text, schema);
 }

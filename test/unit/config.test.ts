@@ -168,13 +168,22 @@ describe('invalid fixtures', () => {
     const loaded = await loadDnsConfig(join(FIXTURES, 'no-such-file.yaml'));
     expect(loaded).toEqual({
       ok: false,
+      reason: 'unreadable',
       errors: [`${join(FIXTURES, 'no-such-file.yaml')}: cannot read the config file (ENOENT)`],
     });
   });
 
   it('treats an empty file as a config missing its required keys', () => {
-    expect(parseConfigText('', dnsConfigSchema)).toEqual({ ok: false, errors: ['services: required'] });
-    expect(parseConfigText('', sidecarConfigSchema)).toEqual({ ok: false, errors: ['sidecar: required'] });
+    expect(parseConfigText('', dnsConfigSchema)).toEqual({
+      ok: false,
+      reason: 'invalid',
+      errors: ['services: required'],
+    });
+    expect(parseConfigText('', sidecarConfigSchema)).toEqual({
+      ok: false,
+      reason: 'invalid',
+      errors: ['sidecar: required'],
+    });
   });
 });
 
