@@ -96,7 +96,7 @@ export class Responder {
     }
     if (decoded.kind === 'reject') {
       outcome?.({ qtype: undefined, rcode: decoded.rcode, dropped: false, truncated: false });
-      return headerOnlyReply(decoded.id, decoded.rd, decoded.rcode);
+      return headerOnlyReply(decoded.id, decoded.opcode, decoded.rd, decoded.rcode);
     }
     const { query, raw } = decoded;
     const encoded = this.#encoded(query);

@@ -41,7 +41,13 @@ export interface Query {
 export type Decoded =
   | { readonly kind: 'query'; readonly query: Query; readonly raw: Uint8Array }
   /** The header is readable but the rest is not acceptable: answer with this rcode, no question. */
-  | { readonly kind: 'reject'; readonly id: number; readonly rd: boolean; readonly rcode: number }
+  | {
+      readonly kind: 'reject';
+      readonly id: number;
+      readonly opcode: number;
+      readonly rd: boolean;
+      readonly rcode: number;
+    }
   /** Too short for a header, or a response (QR set): never answered, so no reflection loops. */
   | { readonly kind: 'drop' };
 
@@ -91,8 +97,9 @@ export function decodeQuery(msg: Uint8Array): Decoded {
   if (flags & 0x8000) return DROP;
   const id = u16(msg, 0);
   const rd = (flags & 0x0100) !== 0;
-  const reject = (rcode: number): Decoded => ({ kind: 'reject', id, rd, rcode });
-  if (((flags >> 11) & 0xf) !== 0) return reject(RCODE.NOTIMP);
+  const opcode = (flags >> 11) & 0xf;
+  const reject = (rcode: number): Decoded => ({ kind: 'reject', id, opcode, rd, rcode });
+  if (opcode !== 0) return reject(RCODE.NOTIMP);
   // One question, nothing in answer or authority: anything else is not a query we understand.
   if (u16(msg, 4) !== 1 || u16(msg, 6) !== 0 || u16(msg, 8) !== 0) return reject(RCODE.FORMERR);
 
@@ -322,10 +329,10 @@ function writeOpt(out: Buffer, at: number, rcode: number, dnssecOk: boolean): vo
 }
 
 /** A header-only reply (FORMERR, NOTIMP): the question could not be trusted, so none is echoed. */
-export function headerOnlyReply(id: number, rd: boolean, rcode: number): Buffer {
+export function headerOnlyReply(id: number, opcode: number, rd: boolean, rcode: number): Buffer {
   const out = Buffer.alloc(HEADER_LENGTH);
   out.writeUInt16BE(id, 0);
-  out[2] = 0x80 | (rd ? 0x01 : 0);
+  out[2] = 0x80 | (opcode << 3) | (rd ? 0x01 : 0);
   out[3] = rcode & 0xf;
   return out;
 }

@@ -1,0 +1,311 @@
+// The DNS server on a real socket, asked by real dig: every transport and flag an operator or a
+// resolver relies on. The view is set directly; the probe loop is tested elsewhere.
+import { execFile } from 'node:child_process';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Responder } from '../../src/dns/responder.js';
+import { DnsServer } from '../../src/dns/server.js';
+import type { ZoneView } from '../../src/dns/zone-view.js';
+import { dig, digRaw, parseDig } from '../helpers/dig.js';
+
+const forty = Array.from({ length: 40 }, (_, i) => `10.1.0.${i + 1}`);
+const view: ZoneView = {
+  zone: 'egress.svc',
+  nameserver: 'ns.egress.svc',
+  ttl: 5,
+  serial: 2026112501,
+  services: new Map([
+    [
+      'proxy',
+      {
+        name: 'proxy',
+        addresses: ['10.96.0.10'],
+        status: ['pool=primary state=healthy selected=yes', 'pool=secondary state=unhealthy selected=no'],
+      },
+    ],
+    ['big', { name: 'big', addresses: forty, status: [] }],
+    ['pending', { name: 'pending', addresses: undefined, status: ['pool=a state=unknown'] }],
+  ]),
+};
+
+const quiet = { debug() {}, warn() {} };
+let server: DnsServer;
+let at: { host: string; port: number };
+
+beforeAll(async () => {
+  server = await DnsServer.start({
+    listen: { host: '127.0.0.21', port: 5353 },
+    responder: new Responder(view),
+    log: quiet,
+    tcpIdleTimeoutMs: 500,
+  });
+  at = server.address;
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+describe('dig over UDP', () => {
+  it('answers the service name, authoritative, with dns.ttl, the question as asked', async () => {
+    const reply = await dig(at, 'PrOxY.Egress.SVC', 'A', '+norec');
+    expect(reply.status).toBe('NOERROR');
+    expect(reply.flags).toEqual(['qr', 'aa']);
+    expect(reply.question).toEqual(['PrOxY.Egress.SVC. IN A']);
+    expect(reply.answer).toEqual(['PrOxY.Egress.SVC. 5 IN A 10.96.0.10']);
+  });
+
+  it('keeps RD as sent and never claims recursion (no RA)', async () => {
+    const reply = await dig(at, 'proxy.egress.svc', 'A');
+    expect(reply.flags).toEqual(['qr', 'aa', 'rd']);
+  });
+
+  it('SOA and NS at the apex; the _status TXT lines', async () => {
+    expect((await dig(at, 'egress.svc', 'SOA')).answer).toEqual([
+      'egress.svc. 5 IN SOA ns.egress.svc. hostmaster.egress.svc. 2026112501 3600 600 86400 5',
+    ]);
+    expect((await dig(at, 'egress.svc', 'NS')).answer).toEqual(['egress.svc. 5 IN NS ns.egress.svc.']);
+    expect((await dig(at, '_status.proxy.egress.svc', 'TXT')).answer).toEqual([
+      '_status.proxy.egress.svc. 0 IN TXT "pool=primary state=healthy selected=yes"',
+      '_status.proxy.egress.svc. 0 IN TXT "pool=secondary state=unhealthy selected=no"',
+    ]);
+  });
+
+  it('NXDOMAIN and NODATA carry the SOA in authority', async () => {
+    const nx = await dig(at, 'nope.egress.svc', 'A');
+    expect(nx.status).toBe('NXDOMAIN');
+    expect(nx.flags).toContain('aa');
+    expect(nx.authority).toEqual([
+      'egress.svc. 5 IN SOA ns.egress.svc. hostmaster.egress.svc. 2026112501 3600 600 86400 5',
+    ]);
+    const nodata = await dig(at, 'proxy.egress.svc', 'AAAA');
+    expect(nodata.status).toBe('NOERROR');
+    expect(nodata.counts.answer).toBe(0);
+    expect(nodata.authority).toHaveLength(1);
+  });
+
+  it('REFUSED out of the zone, for CHAOS and for the ". NS" check CoreDNS forward sends', async () => {
+    expect((await dig(at, 'www.baidu.com', 'A')).status).toBe('REFUSED');
+    expect((await dig(at, 'version.bind', 'CH', 'TXT')).status).toBe('REFUSED');
+    const healthCheck = await dig(at, '.', 'NS', '+norec');
+    expect(healthCheck.status).toBe('REFUSED');
+    expect(healthCheck.flags).not.toContain('aa');
+  });
+
+  it('SERVFAIL for a service without a verdict', async () => {
+    expect((await dig(at, 'pending.egress.svc', 'A')).status).toBe('SERVFAIL');
+  });
+
+  it('NOTIMP for another opcode, BADVERS for EDNS version 1', async () => {
+    expect((await dig(at, 'egress.svc', 'SOA', '+opcode=notify')).status).toBe('NOTIMP');
+    const badvers = await dig(at, 'proxy.egress.svc', 'A', '+edns=1', '+noednsneg');
+    expect(badvers.status).toBe('BADVERS');
+    expect(badvers.edns).toMatch(/version: 0/);
+  });
+
+  it('echoes EDNS with our UDP size, and sends none without it', async () => {
+    expect((await dig(at, 'proxy.egress.svc', 'A', '+bufsize=1232')).edns).toMatch(
+      /version: 0, flags:; udp: 4096/,
+    );
+    const plain = await dig(at, 'proxy.egress.svc', 'A', '+noedns');
+    expect(plain.edns).toBeUndefined();
+    expect(plain.counts.additional).toBe(0);
+  });
+});
+
+describe('size limits and TCP', () => {
+  it('a pool of 40 addresses truncates over plain UDP (TC, no records)', async () => {
+    const reply = await dig(at, 'big.egress.svc', 'A', '+noedns', '+ignore');
+    expect(reply.flags).toContain('tc');
+    expect(reply.counts.answer).toBe(0);
+  });
+
+  it('and comes whole over TCP and with EDNS 4096', async () => {
+    const tcp = await dig(at, 'big.egress.svc', 'A', '+tcp');
+    expect(tcp.flags).not.toContain('tc');
+    expect(tcp.answer).toHaveLength(40);
+    const edns = await dig(at, 'big.egress.svc', 'A', '+bufsize=4096');
+    expect(edns.flags).not.toContain('tc');
+    expect(edns.answer).toHaveLength(40);
+  });
+
+  it('dig retries a truncated answer over TCP by itself and gets all 40', async () => {
+    const reply = await dig(at, 'big.egress.svc', 'A', '+noedns');
+    expect(reply.answer).toHaveLength(40);
+  });
+
+  it('answers several queries on one TCP connection (dig +keepopen)', async () => {
+    const output = await digRaw(at, [
+      '+tcp',
+      '+keepopen',
+      'proxy.egress.svc',
+      'A',
+      'egress.svc',
+      'SOA',
+      'nope.egress.svc',
+    ]);
+    expect(parseDig(output).map((r) => r.status)).toEqual(['NOERROR', 'NOERROR', 'NXDOMAIN']);
+  });
+
+  it('answers pipelined queries sent in one write, in order, on one connection', async () => {
+    const replies = await tcpExchange(at, [
+      query(1, 'proxy.egress.svc'),
+      query(2, 'egress.svc', 6),
+      query(3, 'x.egress.svc'),
+    ]);
+    expect(replies.map((r) => [r.readUInt16BE(0), (r[3] as number) & 0xf])).toEqual([
+      [1, 0],
+      [2, 0],
+      [3, 3],
+    ]);
+  });
+
+  it('closes an idle TCP connection after the idle timeout', async () => {
+    const socket = net.connect(at.port, at.host);
+    const closedAfter = await new Promise<number>((resolve, reject) => {
+      const started = Date.now();
+      socket.on('close', () => resolve(Date.now() - started));
+      socket.on('error', reject);
+      socket.resume();
+    });
+    expect(closedAfter).toBeGreaterThanOrEqual(400);
+    expect(closedAfter).toBeLessThan(5_000);
+  });
+});
+
+describe('bad input', () => {
+  it('shrugs off tens of thousands of malformed datagrams, then answers at once', async () => {
+    const socket = dgram.createSocket('udp4');
+    const header65535 = Buffer.from([0, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    const loop = Buffer.concat([
+      Buffer.from([0, 2, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1]),
+      Buffer.from([1, 0x61, 0, 0, 1, 0, 1, 0xc0, 0x1d, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]),
+    ]);
+    const longLabel = Buffer.concat([
+      Buffer.from([0, 3, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 64]),
+      Buffer.alloc(64, 0x61),
+    ]);
+    const longName = Buffer.concat([
+      Buffer.from([0, 4, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+      ...Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([60]), Buffer.alloc(60, 0x62)])),
+      Buffer.from([0, 0, 1, 0, 1]),
+    ]);
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed;
+    };
+    const fixed = [
+      header65535,
+      loop,
+      longLabel,
+      longName,
+      Buffer.alloc(0),
+      Buffer.alloc(5),
+      Buffer.alloc(512, 0xff),
+    ];
+    for (let i = 0; i < 30_000; i++) {
+      const packet =
+        i % 3 === 0
+          ? (fixed[i % fixed.length] as Buffer)
+          : Buffer.from(Array.from({ length: random() % 300 }, () => random() & 0xff));
+      socket.send(packet, at.port, at.host);
+      if (i % 500 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+    const started = Date.now();
+    const reply = await dig(at, 'proxy.egress.svc', 'A');
+    expect(reply.status).toBe('NOERROR');
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('answers FORMERR with the ID where a header can be read', async () => {
+    const socket = dgram.createSocket('udp4');
+    const reply = await new Promise<Buffer>((resolve) => {
+      socket.once('message', resolve);
+      socket.send(Buffer.from([0x12, 0x34, 1, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 0]), at.port, at.host);
+    });
+    socket.close();
+    expect(reply.readUInt16BE(0)).toBe(0x1234);
+    expect((reply[3] as number) & 0xf).toBe(1);
+  });
+
+  it('survives malformed TCP streams and keeps serving TCP', async () => {
+    const streams = [
+      Buffer.from([0xff, 0xff, 1, 2, 3]), // a length it never completes
+      Buffer.concat([
+        Buffer.from([0, 12]),
+        Buffer.from([0, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+      ]),
+      Buffer.concat([Buffer.from([0, 3]), Buffer.from([1, 2, 3])]), // shorter than a header
+      Buffer.from(Array.from({ length: 4000 }, (_, i) => (i * 37) & 0xff)),
+    ];
+    await Promise.all(
+      streams.map(
+        (bytes) =>
+          new Promise<void>((resolve) => {
+            const socket = net.connect(at.port, at.host, () => {
+              socket.end(bytes);
+            });
+            socket.on('error', () => resolve());
+            socket.on('close', () => resolve());
+            socket.resume();
+          }),
+      ),
+    );
+    const replies = await tcpExchange(at, [query(9, 'proxy.egress.svc')]);
+    expect(replies[0]?.readUInt16BE(0)).toBe(9);
+  });
+
+  it('ignores a datagram from source port 0 and keeps serving (it cannot be answered)', async () => {
+    // Only a raw socket can send from port 0: python3 as root, with the kernel adding the IP header.
+    const payload = query(5, 'proxy.egress.svc').toString('hex');
+    const script = [
+      'import socket,struct,sys',
+      'p=bytes.fromhex(sys.argv[1]); port=int(sys.argv[2])',
+      's=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_UDP)',
+      "s.sendto(struct.pack('!HHHH',0,port,8+len(p),0)+p,(sys.argv[3],0))",
+    ].join('\n');
+    for (let i = 0; i < 3; i++)
+      await promisify(execFile)('python3', ['-c', script, payload, String(at.port), at.host]);
+    expect((await dig(at, 'proxy.egress.svc', 'A')).status).toBe('NOERROR');
+  });
+});
+
+function query(id: number, name: string, type = 1): Buffer {
+  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+  const header = Buffer.from([id >> 8, id & 0xff, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+  return Buffer.concat([header, ...labels, Buffer.from([0, 0, type, 0, 1])]);
+}
+
+/** Sends every query in one write on one connection; resolves the length-prefixed replies. */
+function tcpExchange(server: { host: string; port: number }, queries: Buffer[]): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(server.port, server.host);
+    let buffered = Buffer.alloc(0);
+    const replies: Buffer[] = [];
+    socket.on('data', (chunk) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+        replies.push(buffered.subarray(2, 2 + buffered.readUInt16BE(0)));
+        buffered = buffered.subarray(2 + buffered.readUInt16BE(0));
+      }
+      if (replies.length === queries.length) {
+        socket.end();
+        resolve(replies);
+      }
+    });
+    socket.on('error', reject);
+    socket.write(
+      Buffer.concat(
+        queries.flatMap((q) => {
+          const prefix = Buffer.alloc(2);
+          prefix.writeUInt16BE(q.length, 0);
+          return [prefix, q];
+        }),
+      ),
+    );
+    setTimeout(() => reject(new Error(`only ${replies.length} of ${queries.length} replies`)), 5_000).unref();
+  });
+}
