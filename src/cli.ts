@@ -1,0 +1,290 @@
+// The command line, parsed: argv (and LOG_LEVEL) in, one Command out. Pure: no I/O, no exit.
+//
+//   parseCommandLine(argv, { env?, version? }) -> Command
+//
+//   { command: 'dns' | 'sidecar', configPath, logLevel }   run the server
+//   { command: 'check-config', configPath, logLevel }       validate; exit 0 or 1 (EXIT.NOT_OK)
+//   { command: 'probe', proxy, targets, timeoutMs, logLevel }  one deep check; exit 0 healthy, 1 not
+//   { command: 'help' | 'version', text }                   print text on stdout, exit 0
+//   { command: 'error', message }                           print message on stderr, exit 2 (USAGE)
+//
+// Options go before or after the command (`--log-level debug dns --config f` works too).
+// --log-level wins over LOG_LEVEL, which wins over the default, info.
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { formatDuration, parseDuration } from './config/duration.js';
+import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS, type LogLevel } from './log.js';
+
+export type Command =
+  | { readonly command: 'dns'; readonly configPath: string; readonly logLevel: LogLevel }
+  | { readonly command: 'sidecar'; readonly configPath: string; readonly logLevel: LogLevel }
+  | { readonly command: 'check-config'; readonly configPath: string; readonly logLevel: LogLevel }
+  | {
+      readonly command: 'probe';
+      readonly proxy: string;
+      readonly targets: readonly string[];
+      readonly timeoutMs: number;
+      readonly logLevel: LogLevel;
+    }
+  | { readonly command: 'help'; readonly text: string }
+  | { readonly command: 'version'; readonly text: string }
+  | { readonly command: 'error'; readonly message: string };
+
+export interface CommandLineContext {
+  /** The environment; only LOG_LEVEL is read. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** What --version prints. */
+  readonly version?: string;
+}
+
+const COMMANDS = ['dns', 'sidecar', 'probe', 'check-config'] as const;
+type CommandName = (typeof COMMANDS)[number];
+
+export const PROBE_DEFAULT_TIMEOUT_MS = 3_000;
+
+const LEVELS = LOG_LEVELS.join(', ');
+const FOOTER = `Options for every command:
+  --log-level LEVEL   ${LEVELS}
+                      (default: $LOG_LEVEL, else ${DEFAULT_LOG_LEVEL})
+  -h, --help          this help
+
+The configuration reference is in the README; error codes and exit codes in docs/ERRORS.md.`;
+
+const HELP: Record<CommandName | 'main', string> = {
+  main: `egress-failover: health-checked DNS failover for Kubernetes egress proxies (Squid)
+
+Usage:
+  egress-failover dns --config FILE          the DNS server, its probe loop and HTTP endpoints
+  egress-failover sidecar --config FILE      the per-pod health endpoint for one local proxy
+  egress-failover probe --proxy URL --target URL [--target URL ...] [--timeout 3s]
+                                             one deep check now: exit 0 healthy, 1 not
+  egress-failover check-config FILE          validate a config: exit 0, or 1 with every error
+  egress-failover COMMAND --help             help on one command
+  egress-failover --version
+
+Exit codes: 0 ok; 1 check-config found errors, probe found the proxy unhealthy;
+2 usage error, or dns/sidecar could not start (bad config, port in use); 70 internal error.
+
+${FOOTER}`,
+
+  dns: `Usage: egress-failover dns --config FILE
+
+Serves the egress zone over DNS (UDP and TCP), probes every pool through its proxy, and answers
+each service name with the first healthy pool in priority order. SIGHUP or a change of FILE
+reloads it; an invalid new config is refused and the old one keeps serving. SIGTERM/SIGINT stop
+within 5 s.
+
+  -c, --config FILE   the DNS config (YAML or JSON), required
+                      defaults: dns.zone egress.svc, dns.listen 0.0.0.0:5353, dns.ttl 5,
+                      http.listen 0.0.0.0:8080 (/livez /readyz /status /metrics),
+                      probe: quorum 1, interval 2s, timeout 1s, rise 2, fall 2,
+                      fastInterval 200ms, expectStatus 200-399; onAllDown servfail.
+                      services and probe.targets have no default.
+
+Exit 2 with one line per problem when the config is invalid or a listen address cannot be bound.
+
+${FOOTER}`,
+
+  sidecar: `Usage: egress-failover sidecar --config FILE
+
+Runs next to one Squid: probes it in the background and answers the kubelet from the last
+verdict: /livez (the proxy answers), /readyz (the deep check), /health (per sidecar.liveness).
+
+  -c, --config FILE   the sidecar config (YAML or JSON), required
+                      defaults: sidecar.listen 0.0.0.0:8081, proxy http://127.0.0.1:3128,
+                      quorum 1, interval 5s, timeout 3s, rise 1, fall 3, expectStatus 200-399,
+                      liveness deep (deep | attributed | shallow). targets has no default.
+
+Exit 2 with one line per problem when the config is invalid or the listen address cannot be bound.
+
+${FOOTER}`,
+
+  probe: `Usage: egress-failover probe --proxy URL --target URL [--target URL ...] [--timeout 3s]
+
+Runs one deep check now and prints the verdict and its reason: each target is fetched through
+the proxy (http:// as an absolute-form GET, https:// through CONNECT) and passes on a 200-399
+status within the timeout. Exit 0 healthy, 1 not, 2 on a usage error.
+
+  --proxy URL         the proxy to check, e.g. http://127.0.0.1:3128, required
+  --target URL        an outside URL that proves egress, required; repeat for several
+  --timeout DURATION  per target, e.g. 500ms, 3s (default: ${formatDuration(PROBE_DEFAULT_TIMEOUT_MS)})
+
+${FOOTER}`,
+
+  'check-config': `Usage: egress-failover check-config FILE
+
+Validates a DNS or sidecar config (a file with a top-level "sidecar:" block is a sidecar config)
+without starting anything. Exit 0 when it is valid; otherwise exit 1 and print every error by its
+path in the file, e.g. "services[0].pools[1].proxy: ...", or "line 3 column 1: ..." for YAML syntax.
+
+  FILE                the config to check (also accepted as --config FILE)
+
+${FOOTER}`,
+};
+
+/** The help text of the tool, or of one command. */
+export function helpText(command?: CommandName): string {
+  return HELP[command ?? 'main'];
+}
+
+const GLOBAL_OPTIONS = {
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const;
+
+const COMMAND_OPTIONS = {
+  dns: { config: { type: 'string', short: 'c' } },
+  sidecar: { config: { type: 'string', short: 'c' } },
+  'check-config': { config: { type: 'string', short: 'c' } },
+  probe: {
+    proxy: { type: 'string' },
+    target: { type: 'string', multiple: true },
+    timeout: { type: 'string' },
+  },
+} as const;
+
+// Options that take a value, so that their value is not taken for the command's name.
+const TAKES_VALUE = new Set(['--log-level', '--config', '-c', '--proxy', '--target', '--timeout']);
+
+const isCommand = (name: string): name is CommandName => (COMMANDS as readonly string[]).includes(name);
+const error = (message: string): Command => ({ command: 'error', message });
+
+export function parseCommandLine(argv: readonly string[], context: CommandLineContext = {}): Command {
+  // Find the command: the first word that is neither an option nor an option's value.
+  let name: string | undefined;
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (name === undefined && !arg.startsWith('-')) {
+      name = arg;
+      continue;
+    }
+    rest.push(arg);
+    if (TAKES_VALUE.has(arg) && i + 1 < argv.length) rest.push(argv[++i] as string);
+  }
+
+  // `help` and `help dns` read as naturally as `--help` and `dns --help`.
+  if (name === 'help') {
+    const topic = rest.find((arg) => !arg.startsWith('-'));
+    if (topic === undefined) return { command: 'help', text: helpText() };
+    return isCommand(topic) ? { command: 'help', text: helpText(topic) } : unknownCommand(topic);
+  }
+  if (name !== undefined && !isCommand(name)) return unknownCommand(name);
+
+  const prefix = name === undefined ? '' : `${name}: `;
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  let positionals: string[];
+  const options: NonNullable<ParseArgsConfig['options']> = {
+    ...GLOBAL_OPTIONS,
+    ...(name === undefined ? {} : COMMAND_OPTIONS[name]),
+  };
+  try {
+    const parsed = parseArgs({
+      args: rest,
+      options,
+      allowPositionals: name === 'check-config',
+      strict: true,
+    });
+    values = parsed.values;
+    positionals = parsed.positionals;
+  } catch (err) {
+    return error(`${prefix}${describeParseError(err)}`);
+  }
+
+  if (values.help === true) return { command: 'help', text: helpText(name) };
+  if (values.version === true) return { command: 'version', text: context.version ?? 'unknown' };
+  if (name === undefined) {
+    return error(`missing command (expected ${COMMANDS.join(', ')}); see egress-failover --help`);
+  }
+
+  const level = resolveLogLevel(values['log-level'] as string | undefined, context.env?.LOG_LEVEL);
+  if (typeof level === 'object') return error(level.message);
+  const logLevel = level;
+
+  switch (name) {
+    case 'dns':
+    case 'sidecar': {
+      const configPath = values.config as string | undefined;
+      if (!configPath) return error(`${name}: --config FILE is required`);
+      return { command: name, configPath, logLevel };
+    }
+    case 'check-config': {
+      const files = [...positionals, ...(values.config === undefined ? [] : [values.config as string])];
+      if (files.length === 0) return error('check-config: FILE is required');
+      if (files.length > 1) return error(`check-config: one FILE at a time (got ${files.length})`);
+      return { command: 'check-config', configPath: files[0] as string, logLevel };
+    }
+    case 'probe': {
+      const proxy = values.proxy as string | undefined;
+      const targets = (values.target as string[] | undefined) ?? [];
+      if (proxy === undefined) return error('probe: --proxy URL is required');
+      if (!isHttpUrl(proxy))
+        return error(`probe: --proxy ${quoteUrl(proxy)} is not an http:// or https:// URL`);
+      if (targets.length === 0) return error('probe: --target URL is required (repeat it for several)');
+      const badTarget = targets.find((target) => !isHttpUrl(target));
+      if (badTarget !== undefined) {
+        return error(`probe: --target ${quoteUrl(badTarget)} is not an http:// or https:// URL`);
+      }
+      let timeoutMs = PROBE_DEFAULT_TIMEOUT_MS;
+      if (values.timeout !== undefined) {
+        const parsed = parseDuration(values.timeout as string);
+        if (parsed === undefined || parsed <= 0) {
+          return error(`probe: --timeout "${values.timeout}" is not a duration (use e.g. 500ms, 3s)`);
+        }
+        timeoutMs = parsed;
+      }
+      return { command: 'probe', proxy, targets, timeoutMs, logLevel };
+    }
+  }
+}
+
+function unknownCommand(name: string): Command {
+  return error(`unknown command "${name}" (expected ${COMMANDS.join(', ')})`);
+}
+
+function resolveLogLevel(flag: string | undefined, env: string | undefined): LogLevel | { message: string } {
+  if (flag !== undefined) {
+    return isLogLevel(flag)
+      ? flag
+      : { message: `--log-level "${flag}" is not a log level (expected ${LEVELS})` };
+  }
+  // An empty LOG_LEVEL= is how a Deployment often "unsets" it: the default, not an error.
+  if (env !== undefined && env !== '') {
+    return isLogLevel(env) ? env : { message: `LOG_LEVEL "${env}" is not a log level (expected ${LEVELS})` };
+  }
+  return DEFAULT_LOG_LEVEL;
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+// The message is printed on stderr and may be logged: never with the proxy's password.
+function quoteUrl(text: string): string {
+  return JSON.stringify(text.replace(/\/\/[^/?#]*@/, '//***@'));
+}
+
+// node:util's messages are several sentences long and name internals; one short line instead.
+function describeParseError(err: unknown): string {
+  const { code, message } = err as { code?: string; message: string };
+  const quoted = /'([^']*)'/.exec(message)?.[1];
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option "${quoted}"`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+      const option = /--[\w-]+/.exec(quoted ?? '')?.[0] ?? quoted?.split(' ')[0] ?? 'an option';
+      return message.includes('argument missing')
+        ? `${option} needs a value`
+        : `${option} ${message.includes('does not take') ? 'takes no value' : 'has an invalid value'}`;
+    }
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `unexpected argument "${quoted}"`;
+    default:
+      return message.split('\n')[0] ?? 'invalid arguments';
+  }
+}
