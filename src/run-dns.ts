@@ -2,7 +2,7 @@
 // Every decision lives in the modules it wires; this file only connects them and owns their lifetimes.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { DnsConfig } from './config/schema.js';
+import type { DnsConfig, ListenAddress } from './config/schema.js';
 import { Responder } from './dns/responder.js';
 import { DnsServer } from './dns/server.js';
 import type { ServiceView, ZoneView } from './dns/zone-view.js';
@@ -10,6 +10,7 @@ import { HealthMonitor, type RunRound } from './health/monitor.js';
 import { probeRound, redactUrl } from './health/probe.js';
 import type { HealthSnapshot } from './health/select.js';
 import { statusStrings } from './health/status-text.js';
+import { bindError, formatAddress } from './errors.js';
 import { type ConfigInForce, dnsRoute } from './http/routes.js';
 import { HttpServer } from './http/server.js';
 import { createDnsMetrics } from './metrics.js';
@@ -21,16 +22,6 @@ export interface RunningDns {
   stop(): Promise<void>;
 }
 
-/** Which listener failed to bind, so the caller can name the config key in its error. */
-export class ListenError extends Error {
-  constructor(
-    readonly key: 'dns.listen' | 'http.listen',
-    readonly address: string,
-    override readonly cause: NodeJS.ErrnoException,
-  ) {
-    super(`${key} ${address}: ${cause.code ?? cause.message}`);
-  }
-}
 
 const runRound: RunRound = (pool, signal) =>
   probeRound({
@@ -73,18 +64,12 @@ function sameView(a: ZoneView, b: ZoneView): boolean {
   return true;
 }
 
-const listenText = (l: { host: string; port: number }) =>
-  l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`;
-
-async function bind<T>(
-  key: ListenError['key'],
-  listen: DnsConfig['dns']['listen'],
-  start: () => Promise<T>,
-): Promise<T> {
+/** Binds, or throws the operator's one-line error naming the config key and the address. */
+async function bind<T>(key: string, listen: ListenAddress, start: () => Promise<T>): Promise<T> {
   try {
     return await start();
   } catch (err) {
-    throw new ListenError(key, listenText(listen), err as NodeJS.ErrnoException);
+    throw bindError(err, key, listen);
   }
 }
 
@@ -153,8 +138,8 @@ export async function runDns(
   logger.info(
     {
       component: 'main',
-      dns: listenText(dns.address),
-      http: listenText(http.address),
+      dns: formatAddress(dns.address),
+      http: formatAddress(http.address),
       zone: config.dns.zone,
       config: configFile,
     },

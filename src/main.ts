@@ -1,0 +1,144 @@
+// The composition root: command line -> config -> logger -> wiring -> signals -> exit code.
+// Nothing below this file calls process.exit or reads argv; everything it starts, it stops.
+import { createRequire } from 'node:module';
+import { type Command, parseCommandLine } from './cli.js';
+import { readFile } from 'node:fs/promises';
+import { type Loaded, loadDnsConfig, loadSidecarConfig, parseConfigText } from './config/load.js';
+import { dnsConfigSchema, sidecarConfigSchema } from './config/schema.js';
+import { configInvalid, EXIT, isOperatorError, OperatorError } from './errors.js';
+import { probeRound, redactUrl } from './health/probe.js';
+import { createLogger, type Logger } from './log.js';
+import { runDns } from './run-dns.js';
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+
+/** SIGTERM/SIGINT must end the process within 5 s (SPEC); this leaves a margin. */
+const SHUTDOWN_DEADLINE_MS = 4_500;
+
+type Out = (line: string) => void;
+const stdout: Out = (line) => process.stdout.write(`${line}\n`);
+const stderr: Out = (line) => process.stderr.write(`${line}\n`);
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const command = parseCommandLine(argv, { env: process.env, version });
+  try {
+    return await run(command);
+  } catch (err) {
+    if (!isOperatorError(err)) throw err;
+    printError(err);
+    return err.exitCode;
+  }
+}
+
+function printError(err: OperatorError): void {
+  for (const line of err.lines()) stderr(`egress-failover: ${line}`);
+}
+
+async function run(command: Command): Promise<number> {
+  switch (command.command) {
+    case 'help':
+    case 'version':
+      stdout(command.text);
+      return EXIT.OK;
+    case 'error':
+      stderr(`egress-failover: ${command.message} (see egress-failover --help)`);
+      return EXIT.CANNOT_START;
+    case 'check-config':
+      return checkConfig(command.configPath);
+    case 'probe':
+      return probeOnce(command);
+    case 'dns': {
+      const config = startable(command.configPath, await loadDnsConfig(command.configPath));
+      const logger = createLogger({ level: command.logLevel });
+      const running = await runDns(config.config, command.configPath, config.text, logger);
+      return serveUntilSignalled(logger, () => running.stop());
+    }
+    case 'sidecar': {
+      const config = startable(command.configPath, await loadSidecarConfig(command.configPath));
+      const { runSidecar } = await import('./sidecar/run.js');
+      const logger = createLogger({ level: command.logLevel });
+      const running = await runSidecar(config.config, logger);
+      return serveUntilSignalled(logger, () => running.stop());
+    }
+  }
+}
+
+/** A config to start with, or the OperatorError that says why not (exit 2). */
+function startable<T>(file: string, loaded: Loaded<T>): { config: T; text: string } {
+  if (loaded.ok) return loaded;
+  if (loaded.reason === 'unreadable') throw new OperatorError('CONFIG_UNREADABLE', loaded.errors.join('; '));
+  throw configInvalid(file, loaded.errors);
+}
+
+/** A file with a top-level `sidecar:` block is a sidecar config; anything else a DNS server's. */
+async function checkConfig(file: string): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    stderr(`${file}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    return EXIT.NOT_OK;
+  }
+  const isSidecar = /^sidecar\s*:/m.test(text) || /^\s*\{\s*"sidecar"/.test(text);
+  const loaded = isSidecar ? parseConfigText(text, sidecarConfigSchema) : parseConfigText(text, dnsConfigSchema);
+  if (!loaded.ok) {
+    for (const line of loaded.errors) stderr(line);
+    return EXIT.NOT_OK;
+  }
+  stdout(`${file}: ok (${isSidecar ? 'sidecar' : 'dns'} config)`);
+  return EXIT.OK;
+}
+
+async function probeOnce(command: Extract<Command, { command: 'probe' }>): Promise<number> {
+  const result = await probeRound({
+    proxy: command.proxy,
+    targets: command.targets,
+    quorum: command.targets.length,
+    timeoutMs: command.timeoutMs,
+    expectStatus: [{ min: 200, max: 399 }],
+  });
+  stdout(`${result.ok ? 'healthy' : 'unhealthy'}: ${result.reason} (proxy ${redactUrl(command.proxy)})`);
+  for (const target of result.targets) {
+    stdout(`  ${target.ok ? 'pass' : 'fail'} ${target.target} ${target.reason} latency_ms=${Math.round(target.latencyMs)}`);
+  }
+  return result.ok ? EXIT.OK : EXIT.NOT_OK;
+}
+
+/**
+ * Serves until SIGTERM or SIGINT, then stops within the deadline; a second signal, or the
+ * deadline, ends the process at once. SIGHUP is caught so that it never kills the server.
+ */
+function serveUntilSignalled(logger: Logger, stop: () => Promise<void>): Promise<number> {
+  const log = logger.child({ component: 'main' });
+  process.on('SIGHUP', () => log.warn('SIGHUP: config reload is not implemented yet; still serving the config loaded at start'));
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting now');
+        process.exit(EXIT.OK);
+      }
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      const deadline = setTimeout(() => {
+        log.warn({ deadline_ms: SHUTDOWN_DEADLINE_MS }, 'shutdown took too long: exiting now');
+        process.exit(EXIT.OK);
+      }, SHUTDOWN_DEADLINE_MS);
+      deadline.unref();
+      stop().then(
+        () => {
+          log.info('stopped');
+          clearTimeout(deadline);
+          resolve(EXIT.OK);
+        },
+        (err: unknown) => {
+          log.error({ err }, 'error while stopping');
+          clearTimeout(deadline);
+          resolve(EXIT.OK);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
