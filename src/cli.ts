@@ -194,7 +194,7 @@ export function parseCommandLine(argv: readonly string[], context: CommandLineCo
   if (values.help === true) return { command: 'help', text: helpText(name) };
   if (values.version === true) return { command: 'version', text: context.version ?? 'unknown' };
   if (name === undefined) {
-    return error(`missing command (expected ${COMMANDS.join(', ')}); see egress-failover --help`);
+    return error(`missing command (expected ${COMMANDS.join(', ')})`);
   }
 
   const level = resolveLogLevel(values['log-level'] as string | undefined, context.env?.LOG_LEVEL);

@@ -4,6 +4,7 @@
 //   class OperatorError { code, message, hint, exitCode, details, cause; lines(): string[] }
 //   configInvalid(file, errors)          CONFIG_INVALID     exit 2
 //   configUnreadable(file, errnoCode)    CONFIG_UNREADABLE  exit 2
+//   configLoadError(file, failure)       either of the two, from a failed Loaded of src/config/load.ts
 //   bindError(err, listenKey, address)   ADDRESS_IN_USE | ADDRESS_NOT_AVAILABLE | PERMISSION_DENIED | BIND_FAILED, exit 2
 //   usageError(message)                  USAGE              exit 2
 //   internalError(cause)                 INTERNAL           exit 70
@@ -108,6 +109,16 @@ export function configUnreadable(
       cause,
     },
   );
+}
+
+/** The failed result of loadDnsConfig/loadSidecarConfig as the error that stops a start. */
+export function configLoadError(
+  file: string,
+  failure: { readonly reason: 'invalid' | 'unreadable'; readonly errors: readonly string[] },
+): OperatorError {
+  if (failure.reason === 'invalid') return configInvalid(file, failure.errors);
+  // The loader's line already names the file and the errno.
+  return new OperatorError('CONFIG_UNREADABLE', failure.errors[0] ?? `${file}: cannot read the config file`);
 }
 
 export function usageError(message: string): OperatorError {

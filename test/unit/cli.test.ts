@@ -129,7 +129,7 @@ describe('help and version', () => {
 
 describe('usage errors: one line each', () => {
   it.each([
-    ['', 'missing command (expected dns, sidecar, probe, check-config); see egress-failover --help'],
+    ['', 'missing command (expected dns, sidecar, probe, check-config)'],
     ['dnss', 'unknown command "dnss" (expected dns, sidecar, probe, check-config)'],
     ['dnss --config f', 'unknown command "dnss" (expected dns, sidecar, probe, check-config)'],
     ['help dnss', 'unknown command "dnss" (expected dns, sidecar, probe, check-config)'],

@@ -7,6 +7,7 @@ import {
   bindError,
   CATALOGUE,
   configInvalid,
+  configLoadError,
   configUnreadable,
   EXIT,
   internalError,
@@ -65,6 +66,20 @@ describe('OperatorError', () => {
     const err = configUnreadable('/etc/egress/config.yaml', 'ENOENT');
     expect(err.code).toBe('CONFIG_UNREADABLE');
     expect(err.message).toBe('/etc/egress/config.yaml: cannot read the config file (ENOENT)');
+  });
+
+  it('turns a failed load into the matching error', () => {
+    const unreadable = configLoadError('x.yaml', {
+      reason: 'unreadable',
+      errors: ['x.yaml: cannot read the config file (EACCES)'],
+    });
+    expect(unreadable).toMatchObject({ code: 'CONFIG_UNREADABLE', exitCode: 2 });
+    expect(unreadable.lines()).toEqual([
+      'x.yaml: cannot read the config file (EACCES) (check the path, and that the file or mounted ConfigMap is readable by this user)',
+    ]);
+    const invalid = configLoadError('x.yaml', { reason: 'invalid', errors: ['services: required'] });
+    expect(invalid).toMatchObject({ code: 'CONFIG_INVALID', exitCode: 2 });
+    expect(invalid.lines()).toEqual(['services: required']);
   });
 
   it('keeps a bug apart from "unhealthy"', () => {
