@@ -1,11 +1,12 @@
 // The composition root: command line -> config -> logger -> wiring -> signals -> exit code.
 // Nothing below this file calls process.exit or reads argv; everything it starts, it stops.
+
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { type Command, parseCommandLine } from './cli.js';
-import { readFile } from 'node:fs/promises';
 import { type Loaded, loadDnsConfig, loadSidecarConfig, parseConfigText } from './config/load.js';
 import { dnsConfigSchema, sidecarConfigSchema } from './config/schema.js';
-import { configInvalid, EXIT, isOperatorError, OperatorError } from './errors.js';
+import { configLoadError, EXIT, isOperatorError, type OperatorError } from './errors.js';
 import { probeRound, redactUrl } from './health/probe.js';
 import { createLogger, type Logger } from './log.js';
 import { runDns } from './run-dns.js';
@@ -66,8 +67,7 @@ async function run(command: Command): Promise<number> {
 /** A config to start with, or the OperatorError that says why not (exit 2). */
 function startable<T>(file: string, loaded: Loaded<T>): { config: T; text: string } {
   if (loaded.ok) return loaded;
-  if (loaded.reason === 'unreadable') throw new OperatorError('CONFIG_UNREADABLE', loaded.errors.join('; '));
-  throw configInvalid(file, loaded.errors);
+  throw configLoadError(file, loaded);
 }
 
 /** A file with a top-level `sidecar:` block is a sidecar config; anything else a DNS server's. */
@@ -80,7 +80,9 @@ async function checkConfig(file: string): Promise<number> {
     return EXIT.NOT_OK;
   }
   const isSidecar = /^sidecar\s*:/m.test(text) || /^\s*\{\s*"sidecar"/.test(text);
-  const loaded = isSidecar ? parseConfigText(text, sidecarConfigSchema) : parseConfigText(text, dnsConfigSchema);
+  const loaded = isSidecar
+    ? parseConfigText(text, sidecarConfigSchema)
+    : parseConfigText(text, dnsConfigSchema);
   if (!loaded.ok) {
     for (const line of loaded.errors) stderr(line);
     return EXIT.NOT_OK;
@@ -99,7 +101,9 @@ async function probeOnce(command: Extract<Command, { command: 'probe' }>): Promi
   });
   stdout(`${result.ok ? 'healthy' : 'unhealthy'}: ${result.reason} (proxy ${redactUrl(command.proxy)})`);
   for (const target of result.targets) {
-    stdout(`  ${target.ok ? 'pass' : 'fail'} ${target.target} ${target.reason} latency_ms=${Math.round(target.latencyMs)}`);
+    stdout(
+      `  ${target.ok ? 'pass' : 'fail'} ${target.target} ${target.reason} latency_ms=${Math.round(target.latencyMs)}`,
+    );
   }
   return result.ok ? EXIT.OK : EXIT.NOT_OK;
 }
@@ -110,7 +114,9 @@ async function probeOnce(command: Extract<Command, { command: 'probe' }>): Promi
  */
 function serveUntilSignalled(logger: Logger, stop: () => Promise<void>): Promise<number> {
   const log = logger.child({ component: 'main' });
-  process.on('SIGHUP', () => log.warn('SIGHUP: config reload is not implemented yet; still serving the config loaded at start'));
+  process.on('SIGHUP', () =>
+    log.warn('SIGHUP: config reload is not implemented yet; still serving the config loaded at start'),
+  );
   return new Promise((resolve) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {

@@ -1,0 +1,201 @@
+// The spawned binary, as an operator or the kubelet runs it: exit codes, the one-line errors on
+// stderr, serving, and shutdown on SIGTERM.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { dig } from '../helpers/dig.js';
+import { waitFor } from '../helpers/wait.js';
+
+const BIN = resolve('bin/egress-failover.js');
+const FIXTURES = resolve('test/fixtures/config');
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runBin(args: string[], timeoutMs = 15_000): Promise<Ran> {
+  return new Promise((done) => {
+    execFile('node', [BIN, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
+      const code = err ? ((err as { code?: number }).code ?? null) : 0;
+      done({ code: typeof code === 'number' ? code : null, stdout, stderr });
+    });
+  });
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'egress-cli-'));
+function configFile(name: string, text: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+const serving = (dnsPort: number, httpPort: number) => `
+dns: { listen: 127.0.0.31:${dnsPort} }
+http: { listen: 127.0.0.31:${httpPort} }
+probe: { targets: [http://127.0.0.30/], interval: 1s, timeout: 200ms }
+services:
+  - name: proxy
+    onAllDown: all
+    pools:
+      - { name: primary, proxy: http://127.0.0.30:3128, address: 10.0.0.1 }
+`;
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+function start(args: string[]): { child: ChildProcess; exit: Promise<number | null>; output: () => string } {
+  const child = spawn('node', [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  child.stdout?.on('data', (c) => {
+    output += c;
+  });
+  child.stderr?.on('data', (c) => {
+    output += c;
+  });
+  const exit = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+  return { child, exit, output: () => output };
+}
+
+describe('help and usage', () => {
+  it('--help lists every command, exit 0', async () => {
+    const ran = await runBin(['--help']);
+    expect(ran.code).toBe(0);
+    for (const command of ['dns --config', 'sidecar --config', 'probe --proxy', 'check-config FILE']) {
+      expect(ran.stdout).toContain(command);
+    }
+  });
+
+  it('an unknown command: one line on stderr, exit 2', async () => {
+    const ran = await runBin(['dnss']);
+    expect(ran.code).toBe(2);
+    expect(ran.stderr.trim().split('\n')).toHaveLength(1);
+    expect(ran.stderr).toMatch(/unknown command "dnss"/);
+  });
+});
+
+describe('check-config', () => {
+  it('accepts the shipped examples, exit 0', async () => {
+    for (const file of ['examples/local.yaml', 'examples/egress.yaml', 'examples/sidecar.yaml']) {
+      const ran = await runBin(['check-config', file]);
+      expect(ran.code, `${file}: ${ran.stderr}`).toBe(0);
+    }
+  });
+
+  it('prints every error by its path, exit 1', async () => {
+    const ran = await runBin(['check-config', join(FIXTURES, 'invalid-several-errors.yaml')]);
+    expect(ran.code).toBe(1);
+    expect(ran.stderr.trim().split('\n')).toEqual([
+      'dns.ttl: expected a number, got the text "ten"',
+      'services[0].onAllDown: "none" is not one of servfail, last, all',
+      'services[0].pools[1].proxy: "squid-secondary" is not an http:// or https:// proxy URL',
+    ]);
+  });
+
+  it('a missing file: one line, exit 1', async () => {
+    const ran = await runBin(['check-config', join(dir, 'absent.yaml')]);
+    expect(ran.code).toBe(1);
+    expect(ran.stderr.trim().split('\n')).toHaveLength(1);
+    expect(ran.stderr).toContain('ENOENT');
+  });
+});
+
+describe('dns', () => {
+  it('a bad config: one line per error, no stack trace, exit 2', async () => {
+    const ran = await runBin(['dns', '--config', join(FIXTURES, 'invalid-several-errors.yaml')]);
+    expect(ran.code).toBe(2);
+    const lines = ran.stderr.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toContain('dns.ttl: expected a number');
+    expect(ran.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('a port in use: one line naming the key and the address, exit 2', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((done) => blocker.listen(15391, '127.0.0.31', done));
+    try {
+      const ran = await runBin(['dns', '--config', configFile('busy.yaml', serving(15391, 15392))]);
+      expect(ran.code).toBe(2);
+      expect(ran.stderr.trim().split('\n')).toEqual([
+        'egress-failover: dns.listen 127.0.0.31:15391: address already in use (another server is running?)',
+      ]);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('serves DNS and HTTP, then stops on SIGTERM with exit 0 within 5 s', async () => {
+    const server = start(['dns', '--config', configFile('ok.yaml', serving(15393, 15394))]);
+    const at = { host: '127.0.0.31', port: 15393 };
+    // No proxy listens: the first round fails, and onAllDown: all answers the pool anyway.
+    const reply = await waitFor(
+      async () => {
+        const r = await dig(at, 'proxy.egress.svc', 'A');
+        return r.status === 'NOERROR' ? r : undefined;
+      },
+      { what: `an answer from the dns command\n${server.output()}`, timeoutMs: 15_000 },
+    );
+    expect(reply.answer).toEqual(['proxy.egress.svc. 5 IN A 10.0.0.1']);
+    const ready = await fetch('http://127.0.0.31:15394/readyz');
+    expect(ready.status).toBe(200);
+    const logLine = JSON.parse(server.output().split('\n')[0] as string);
+    expect(logLine).toMatchObject({ level: expect.any(String), component: expect.any(String) });
+
+    const signalledAt = Date.now();
+    server.child.kill('SIGTERM');
+    expect(await server.exit).toBe(0);
+    expect(Date.now() - signalledAt).toBeLessThan(5_000);
+  });
+
+  it('SIGHUP does not kill the server', async () => {
+    const server = start(['dns', '--config', configFile('hup.yaml', serving(15395, 15396))]);
+    const at = { host: '127.0.0.31', port: 15395 };
+    await waitFor(async () => (await dig(at, 'egress.svc', 'SOA')).status === 'NOERROR', {
+      what: 'the dns command serving',
+    });
+    server.child.kill('SIGHUP');
+    expect((await dig(at, 'egress.svc', 'SOA')).status).toBe('NOERROR');
+    server.child.kill('SIGTERM');
+    expect(await server.exit).toBe(0);
+  });
+});
+
+describe('probe', () => {
+  it('a proxy that is not there: the verdict and the reason, exit 1', async () => {
+    const ran = await runBin([
+      'probe',
+      '--proxy',
+      'http://127.0.0.30:3128',
+      '--target',
+      'http://127.0.0.30/',
+    ]);
+    expect(ran.code).toBe(1);
+    expect(ran.stdout).toMatch(/^unhealthy: connection_refused/);
+  });
+
+  it('credentials in the proxy URL never reach the output', async () => {
+    const ran = await runBin([
+      'probe',
+      '--proxy',
+      'http://alice:s3cret@127.0.0.30:3128',
+      '--target',
+      'http://127.0.0.30/',
+      '--timeout',
+      '500ms',
+    ]);
+    expect(ran.code).toBe(1);
+    expect(ran.stdout + ran.stderr).not.toContain('s3cret');
+  });
+
+  it('a usage error: exit 2', async () => {
+    const ran = await runBin(['probe', '--proxy', 'http://127.0.0.30:3128']);
+    expect(ran.code).toBe(2);
+  });
+});
