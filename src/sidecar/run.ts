@@ -1,0 +1,286 @@
+// Edge: the `sidecar` command. A background loop checks the local proxy (deep check through it, the
+// shallow "does it answer HTTP" check, and in attributed mode the same targets fetched directly),
+// feeds src/sidecar/verdict.ts, and an HTTP server answers /livez /readyz /health /metrics from the
+// last state at once. Decisions live in verdict.ts and routes.ts; this file owns sockets and timers.
+import type { Logger } from 'pino';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { SidecarConfig } from '../config/schema.js';
+import { bindError, formatAddress } from '../errors.js';
+import { answersHttp, probeRound, redactUrl } from '../health/probe.js';
+import type { HealthState } from '../health/state.js';
+import type { RoundResult } from '../health/verdict.js';
+import { HttpServer, json } from '../http/server.js';
+import { sidecarRoute } from './routes.js';
+import {
+  applyRound,
+  healthVerdict,
+  initialSidecarState,
+  nextRoundDelayMs,
+  type RoundEvidence,
+  type ShallowResult,
+  type SidecarState,
+  type SidecarStep,
+} from './verdict.js';
+
+export interface RunningSidecar {
+  readonly address: { host: string; port: number };
+  /** Stops accepting, ends the loop (aborting a round in flight) and waits for both. */
+  stop(): Promise<void>;
+}
+
+/** The shallow check must answer well inside a round and inside kubelet's patience: 1 s at most. */
+const SHALLOW_BOUND_MS = 1_000;
+/** How often the "no direct route" warning repeats while it stays true. */
+const NO_DIRECT_WARN_EVERY_MS = 10 * 60_000;
+
+const STATES: readonly HealthState[] = ['unknown', 'healthy', 'unhealthy'];
+
+function createMetrics(config: SidecarConfig) {
+  const registry = new Registry();
+  // Process memory and event-loop lag matter here: this runs in every Squid pod.
+  collectDefaultMetrics({ register: registry });
+  const targets = new Counter({
+    name: 'egress_sidecar_probe_results_total',
+    help: 'Target fetches per round, through the proxy (path=proxy) or directly from the pod (path=direct).',
+    labelNames: ['path', 'target', 'result'] as const,
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: 'egress_sidecar_probe_duration_seconds',
+    help: 'Time for one target fetch, until pass, failure or timeout.',
+    labelNames: ['path', 'target'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const rounds = new Counter({
+    name: 'egress_sidecar_rounds_total',
+    help: 'Rounds by check (deep, attributed, shallow) and result.',
+    labelNames: ['check', 'result'] as const,
+    registers: [registry],
+  });
+  const state = new Gauge({
+    name: 'egress_sidecar_state',
+    help: '1 for the state each machine is in (deep: /readyz; attributed: /health in attributed mode).',
+    labelNames: ['check', 'state'] as const,
+    registers: [registry],
+  });
+  const endpoint = new Gauge({
+    name: 'egress_sidecar_endpoint_ok',
+    help: '1 while the endpoint answers 200, 0 while it answers 503.',
+    labelNames: ['endpoint'] as const,
+    registers: [registry],
+  });
+  const directEver = new Gauge({
+    name: 'egress_sidecar_direct_ever_succeeded',
+    help: 'attributed mode: 1 once a direct fetch has passed since start; 0 means no direct route seen.',
+    registers: [registry],
+  });
+
+  const countRound = (path: 'proxy' | 'direct', round: RoundResult | undefined) => {
+    if (round === undefined) return;
+    for (const t of round.targets) {
+      targets.inc({ path, target: redactUrl(t.target), result: t.ok ? 'pass' : 'fail' });
+      latency.observe({ path, target: redactUrl(t.target) }, t.latencyMs / 1000);
+    }
+  };
+
+  return {
+    registry,
+    onStep(step: SidecarStep, evidence: RoundEvidence) {
+      countRound('proxy', evidence.proxy);
+      countRound('direct', evidence.direct);
+      const { deep, attributed, shallow, lastAttribution, directEverOk } = step.state;
+      rounds.inc({ check: 'deep', result: evidence.proxy.ok ? 'pass' : 'fail' });
+      rounds.inc({ check: 'shallow', result: shallow?.ok ? 'pass' : 'fail' });
+      if (config.liveness === 'attributed') {
+        rounds.inc({ check: 'attributed', result: lastAttribution?.ok ? 'pass' : 'fail' });
+        directEver.set(directEverOk ? 1 : 0);
+      }
+      for (const s of STATES) {
+        state.set({ check: 'deep', state: s }, deep.state === s ? 1 : 0);
+        state.set({ check: 'attributed', state: s }, attributed.state === s ? 1 : 0);
+      }
+      endpoint.set({ endpoint: 'livez' }, shallow?.ok ? 1 : 0);
+      endpoint.set({ endpoint: 'readyz' }, deep.state === 'healthy' ? 1 : 0);
+      endpoint.set(
+        { endpoint: 'health' },
+        healthVerdict(step.state, config.liveness, config.probe).ok ? 1 : 0,
+      );
+    },
+  };
+}
+
+/**
+ * Rounds one after another, never overlapping: the next starts `interval` (or `fastInterval` while a
+ * verdict is changing) after the last one ended. Overlapping rounds against a hung Squid would pile
+ * connections onto exactly the process that is struggling, and land out of order in rise/fall.
+ */
+class SidecarLoop {
+  state: SidecarState;
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<void> | undefined;
+  #controller: AbortController | undefined;
+  #stopped = false;
+  #lastNoDirectWarning: number | undefined;
+
+  constructor(
+    private readonly config: SidecarConfig,
+    private readonly log: Logger,
+    private readonly onStep: (step: SidecarStep, evidence: RoundEvidence) => void,
+  ) {
+    this.state = initialSidecarState(Date.now());
+  }
+
+  start(): void {
+    this.#schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#controller?.abort();
+    await this.#inFlight;
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#inFlight = this.#round().finally(() => {
+        this.#inFlight = undefined;
+      });
+    }, delayMs);
+  }
+
+  async #round(): Promise<void> {
+    const { config } = this;
+    const { probe } = config;
+    const controller = new AbortController();
+    this.#controller = controller;
+    const fetchAll = (proxy: string | undefined) =>
+      probeRound({
+        proxy,
+        targets: probe.targets,
+        quorum: probe.quorum,
+        timeoutMs: probe.timeoutMs,
+        expectStatus: probe.expectStatus,
+        signal: controller.signal,
+      }).catch((err: unknown) => this.#thrown(err));
+    // All three at once, so the attribution compares the proxy and the direct path at the same
+    // moment, and a round costs one timeout however many checks it holds.
+    const [proxy, direct, shallow] = await Promise.all([
+      fetchAll(config.proxy),
+      config.liveness === 'attributed' ? fetchAll(undefined) : Promise.resolve(undefined),
+      answersHttp(config.proxy, Math.min(probe.timeoutMs, SHALLOW_BOUND_MS)).then(
+        (r): ShallowResult => ({ ...r, at: Date.now() }),
+      ),
+    ]);
+    this.#controller = undefined;
+    if (this.#stopped) return;
+
+    const evidence: RoundEvidence = { proxy, direct, shallow };
+    const now = Date.now();
+    const step = applyRound(this.state, evidence, now, probe);
+    this.state = step.state;
+    this.#logStep(step, now);
+    try {
+      this.onStep(step, evidence);
+    } catch (err) {
+      this.log.warn({ err }, 'sidecar metrics update threw');
+    }
+    this.#schedule(nextRoundDelayMs(this.state, probe));
+  }
+
+  /** probeRound bounds and reports its own failures; a throw is a bug, recorded as a failed round. */
+  #thrown(err: unknown): RoundResult {
+    this.log.warn({ err }, 'probe round threw');
+    const text = err instanceof Error ? err.message : String(err);
+    const reason = `probe_error=${text.replace(/\s+/g, '_').slice(0, 80) || 'unknown'}`;
+    return { ok: false, reason, targets: [], latencyMs: 0, at: Date.now() };
+  }
+
+  #logStep(step: SidecarStep, now: number): void {
+    const { state } = step;
+    if (step.deepTransition) {
+      const { from, to, reason } = step.deepTransition;
+      this.log.info({ check: 'deep', from, to, reason }, 'deep check state changed (/readyz)');
+    }
+    if (step.attributedTransition && this.config.liveness === 'attributed') {
+      const { from, to, reason } = step.attributedTransition;
+      this.log.info({ check: 'attributed', from, to, reason }, 'attributed verdict changed (/health)');
+    }
+    if (step.shallowChanged && state.shallow) {
+      const { ok, reason } = state.shallow;
+      this.log.info(
+        { check: 'shallow', ok, reason },
+        ok ? 'proxy answers HTTP' : 'proxy does not answer HTTP',
+      );
+    }
+    // A pod chained to a parent proxy has no direct route: both paths then fail together and the
+    // attributed verdict blames the outside, so only "Squid does not answer" can restart it.
+    // That must not go unnoticed, hence a warning that repeats while it stays true.
+    if (this.config.liveness !== 'attributed') return;
+    const direct = state.lastEvidence?.direct;
+    if (state.directEverOk) {
+      if (this.#lastNoDirectWarning !== undefined) {
+        this.log.info('a direct fetch passed: attributed liveness can now tell proxy faults apart');
+        this.#lastNoDirectWarning = undefined;
+      }
+    } else if (
+      direct &&
+      (this.#lastNoDirectWarning === undefined || now - this.#lastNoDirectWarning >= NO_DIRECT_WARN_EVERY_MS)
+    ) {
+      this.#lastNoDirectWarning = now;
+      this.log.warn(
+        { check: 'attributed', reason: direct.reason, rounds: state.rounds },
+        'liveness is attributed but no direct fetch has succeeded since start: with no direct route ' +
+          '(e.g. Squid chained to a parent proxy) /health fails only when the proxy does not answer at all',
+      );
+    }
+  }
+}
+
+/**
+ * Starts the sidecar: binds the HTTP endpoint first (so a port in use fails before any probe
+ * traffic), then the loop. A bind failure rejects with src/errors.ts bindError (an OperatorError
+ * naming `sidecar.listen`, exit code 2), which the caller prints as it is.
+ */
+export async function runSidecar(config: SidecarConfig, logger: Logger): Promise<RunningSidecar> {
+  const log = logger.child({ component: 'sidecar' });
+  const metrics = createMetrics(config);
+  const loop = new SidecarLoop(config, log, metrics.onStep);
+
+  let http: HttpServer;
+  try {
+    http = await HttpServer.start(config.listen, async (path) => {
+      if (path === '/metrics') {
+        return {
+          status: 200,
+          contentType: metrics.registry.contentType,
+          body: await metrics.registry.metrics(),
+        };
+      }
+      const reply = sidecarRoute(path, loop.state, config.liveness, config.probe);
+      return reply && json(reply.status, reply.body);
+    });
+  } catch (err) {
+    throw bindError(err, 'sidecar.listen', config.listen);
+  }
+  loop.start();
+  const address = http.address;
+  log.info(
+    {
+      listen: formatAddress(address),
+      proxy: redactUrl(config.proxy),
+      targets: config.probe.targets.map(redactUrl),
+      liveness: config.liveness,
+    },
+    'serving',
+  );
+
+  return {
+    address,
+    async stop() {
+      await Promise.all([http.close(), loop.stop()]);
+    },
+  };
+}

@@ -1,0 +1,254 @@
+// The sidecar's pure decisions: who is at fault in a round, both rise/fall machines, and what each
+// endpoint says in each liveness mode. Table tests; no sockets, no timers.
+import { describe, expect, it } from 'vitest';
+import type { LivenessMode } from '../../src/config/schema.js';
+import type { RoundResult } from '../../src/health/verdict.js';
+import {
+  applyRound,
+  attributeRound,
+  healthVerdict,
+  initialSidecarState,
+  livezVerdict,
+  nextRoundDelayMs,
+  type RoundEvidence,
+  readyzVerdict,
+  type ShallowResult,
+  type SidecarState,
+} from '../../src/sidecar/verdict.js';
+
+const T = 'http://example.test/';
+const round = (ok: boolean, reason = ok ? 'ok' : 'squid_error=ERR_CONNECT_FAIL status=503'): RoundResult => ({
+  ok,
+  reason,
+  targets: [{ target: T, ok, reason, latencyMs: 3 }],
+  latencyMs: 3,
+  at: 0,
+});
+const shallow = (ok: boolean): ShallowResult => ({
+  ok,
+  reason: ok ? 'ok' : 'connection_refused',
+  latencyMs: 1,
+  at: 0,
+});
+const evidence = (proxy: boolean, direct: boolean | undefined, answers = true): RoundEvidence => ({
+  proxy: round(proxy),
+  direct: direct === undefined ? undefined : round(direct, direct ? 'ok' : 'status=500'),
+  shallow: shallow(answers),
+});
+
+describe('attributeRound: is the proxy at fault?', () => {
+  // proxy = deep check through the proxy, direct = same targets without it, answers = /livez.
+  it.each([
+    { proxy: true, direct: true, answers: true, ok: true, fault: 'none', reason: 'ok' },
+    { proxy: true, direct: false, answers: true, ok: true, fault: 'none', reason: 'ok' },
+    {
+      proxy: false,
+      direct: true,
+      answers: true,
+      ok: false,
+      fault: 'proxy',
+      reason: 'squid_error=ERR_CONNECT_FAIL status=503 direct=ok',
+    },
+    {
+      proxy: false,
+      direct: false,
+      answers: true,
+      ok: true,
+      fault: 'outside',
+      reason: 'outside_at_fault proxy: squid_error=ERR_CONNECT_FAIL status=503; direct: status=500',
+    },
+    // Not answering at all is the proxy's fault whatever the outside does.
+    {
+      proxy: false,
+      direct: false,
+      answers: false,
+      ok: false,
+      fault: 'proxy',
+      reason: 'proxy_not_answering connection_refused',
+    },
+    {
+      proxy: false,
+      direct: true,
+      answers: false,
+      ok: false,
+      fault: 'proxy',
+      reason: 'proxy_not_answering connection_refused',
+    },
+    // Without a comparison, a deep failure is never excused.
+    {
+      proxy: false,
+      direct: undefined,
+      answers: true,
+      ok: false,
+      fault: 'proxy',
+      reason: 'squid_error=ERR_CONNECT_FAIL status=503 direct=not_checked',
+    },
+  ] as const)('proxy=$proxy direct=$direct answers=$answers -> ok=$ok fault=$fault', (row) => {
+    const result = attributeRound(evidence(row.proxy, row.direct, row.answers));
+    expect(result).toMatchObject({ ok: row.ok, fault: row.fault, reason: row.reason });
+  });
+});
+
+const thresholds = { rise: 2, fall: 3 };
+const run = (rows: readonly RoundEvidence[], start = initialSidecarState(0)): SidecarState =>
+  rows.reduce((state, ev, i) => applyRound(state, ev, (i + 1) * 1000, thresholds).state, start);
+const repeat = (n: number, ev: RoundEvidence) => Array.from({ length: n }, () => ev);
+
+const HEALTHY = evidence(true, true);
+const PROXY_FAULT = evidence(false, true);
+const OUTSIDE_DOWN = evidence(false, false);
+const KILLED = evidence(false, true, false);
+const KILLED_OUTSIDE_DOWN = evidence(false, false, false);
+
+describe('endpoints per liveness mode after a sequence of rounds', () => {
+  const modes: LivenessMode[] = ['deep', 'attributed', 'shallow'];
+  it.each([
+    // name, rounds, /livez, /readyz, /health by mode [deep, attributed, shallow]
+    { name: 'no round yet', rounds: [], livez: true, readyz: false, health: [true, true, true] },
+    { name: 'healthy', rounds: [HEALTHY], livez: true, readyz: true, health: [true, true, true] },
+    {
+      name: 'egress cut, confirmed',
+      rounds: [HEALTHY, ...repeat(3, PROXY_FAULT)],
+      livez: true,
+      readyz: false,
+      health: [false, false, true],
+    },
+    {
+      name: 'egress cut, not yet confirmed (2 of fall 3)',
+      rounds: [HEALTHY, ...repeat(2, PROXY_FAULT)],
+      livez: true,
+      readyz: true,
+      health: [true, true, true],
+    },
+    {
+      name: 'outside down: readiness drops, attributed liveness stays',
+      rounds: [HEALTHY, ...repeat(5, OUTSIDE_DOWN)],
+      livez: true,
+      readyz: false,
+      health: [false, true, true],
+    },
+    {
+      name: 'squid killed',
+      rounds: [HEALTHY, ...repeat(3, KILLED)],
+      livez: false,
+      readyz: false,
+      health: [false, false, false],
+    },
+    {
+      name: 'squid killed while the outside is down too',
+      rounds: [HEALTHY, ...repeat(3, KILLED_OUTSIDE_DOWN)],
+      livez: false,
+      readyz: false,
+      health: [false, false, false],
+    },
+    {
+      name: 'restored: 1 of rise 2 is not enough',
+      rounds: [HEALTHY, ...repeat(3, PROXY_FAULT), HEALTHY],
+      livez: true,
+      readyz: false,
+      health: [false, false, true],
+    },
+    {
+      name: 'restored after rise',
+      rounds: [HEALTHY, ...repeat(3, PROXY_FAULT), HEALTHY, HEALTHY],
+      livez: true,
+      readyz: true,
+      health: [true, true, true],
+    },
+    {
+      name: 'first round failing decides at once',
+      rounds: [PROXY_FAULT],
+      livez: true,
+      readyz: false,
+      health: [false, false, true],
+    },
+  ])('$name', ({ rounds, livez, readyz, health }) => {
+    const state = run(rounds);
+    expect(livezVerdict(state).ok).toBe(livez);
+    expect(readyzVerdict(state, thresholds).ok).toBe(readyz);
+    expect(modes.map((mode) => healthVerdict(state, mode, thresholds).ok)).toEqual(health);
+  });
+});
+
+describe('reasons and since', () => {
+  it('names the squid error once confirmed, since the transition', () => {
+    const state = run([HEALTHY, ...repeat(3, PROXY_FAULT)]);
+    const verdict = readyzVerdict(state, thresholds);
+    expect(verdict).toEqual({ ok: false, reason: 'squid_error=ERR_CONNECT_FAIL status=503', since: 4000 });
+    expect(healthVerdict(state, 'attributed', thresholds).reason).toBe(
+      'squid_error=ERR_CONNECT_FAIL status=503 direct=ok',
+    );
+  });
+
+  it('says a failure is brewing while still healthy', () => {
+    const state = run([HEALTHY, PROXY_FAULT]);
+    expect(readyzVerdict(state, thresholds)).toEqual({
+      ok: true,
+      reason: 'ok, but failing 1/3: squid_error=ERR_CONNECT_FAIL status=503',
+      since: 1000,
+    });
+  });
+
+  it('says a recovery is under way, naming the last failure', () => {
+    const state = run([HEALTHY, ...repeat(3, PROXY_FAULT), HEALTHY]);
+    expect(readyzVerdict(state, thresholds).reason).toBe(
+      'recovering 1/2, last failure: squid_error=ERR_CONNECT_FAIL status=503',
+    );
+  });
+
+  it('keeps the outside fault visible in the attributed reason while /health is ok', () => {
+    const state = run([HEALTHY, ...repeat(3, OUTSIDE_DOWN)]);
+    expect(healthVerdict(state, 'attributed', thresholds)).toEqual({
+      ok: true,
+      reason: 'outside_at_fault proxy: squid_error=ERR_CONNECT_FAIL status=503; direct: status=500',
+      since: 1000,
+    });
+  });
+
+  it('moves /livez since only when its answer changes', () => {
+    const state = run([HEALTHY, HEALTHY, KILLED, KILLED]);
+    expect(livezVerdict(state)).toEqual({ ok: false, reason: 'connection_refused', since: 3000 });
+  });
+});
+
+describe('directEverOk', () => {
+  it.each([
+    { rounds: [OUTSIDE_DOWN, OUTSIDE_DOWN], ever: false },
+    { rounds: [evidence(true, undefined)], ever: false },
+    { rounds: [HEALTHY, OUTSIDE_DOWN], ever: true },
+  ])('$#', ({ rounds, ever }) => {
+    expect(run(rounds).directEverOk).toBe(ever);
+  });
+});
+
+describe('nextRoundDelayMs', () => {
+  const settings = { intervalMs: 5000, fastIntervalMs: 500 };
+  it.each([
+    { name: 'steady healthy', rounds: [HEALTHY, HEALTHY], delay: 5000 },
+    { name: 'deep failing on a healthy proxy', rounds: [HEALTHY, PROXY_FAULT], delay: 500 },
+    { name: 'steady unhealthy', rounds: [HEALTHY, ...repeat(4, PROXY_FAULT)], delay: 5000 },
+    // Deep steady unhealthy, the attributed machine blamed the proxy and now blames the outside.
+    {
+      name: 'attributed changing while deep is steady',
+      rounds: [HEALTHY, ...repeat(3, PROXY_FAULT), OUTSIDE_DOWN],
+      delay: 500,
+    },
+  ])('$name -> $delay', ({ rounds, delay }) => {
+    expect(nextRoundDelayMs(run(rounds), settings)).toBe(delay);
+  });
+});
+
+describe('applyRound transitions', () => {
+  it('reports each machine and /livez change once', () => {
+    let state = initialSidecarState(0);
+    const first = applyRound(state, HEALTHY, 1, thresholds);
+    expect(first.deepTransition).toMatchObject({ from: 'unknown', to: 'healthy' });
+    expect(first.attributedTransition).toMatchObject({ from: 'unknown', to: 'healthy' });
+    expect(first.shallowChanged).toBe(true);
+    state = first.state;
+    const second = applyRound(state, HEALTHY, 2, thresholds);
+    expect(second.deepTransition).toBeUndefined();
+    expect(second.attributedTransition).toBeUndefined();
+    expect(second.shallowChanged).toBe(false);
+  });
+});
