@@ -55,6 +55,8 @@ const round = (
   });
 
 const openFds = () => readdirSync('/proc/self/fd').length;
+/** Sockets and timers keeping the event loop alive, by kind (TCPSocketWrap, Timeout, ...). */
+const activeHandles = () => process.getActiveResourcesInfo().filter((kind) => kind !== 'FSReqCallback');
 
 describe('probeRound through a healthy squid', () => {
   it('passes with reason ok, sending http targets as an absolute-form GET', async () => {
@@ -228,6 +230,7 @@ describe('probeRound through a failing squid', () => {
     faulty.stop();
     try {
       const fdsBefore = openFds();
+      const handlesBefore = activeHandles();
       for (let i = 0; i < 15; i++) {
         const started = performance.now();
         const result = await round(faulty.proxyUrl, ['http://origin.test/', tlsOrigin.url], { timeoutMs });
@@ -242,11 +245,44 @@ describe('probeRound through a failing squid', () => {
       expect(performance.now() - shallowStarted).toBeLessThan(timeoutMs + SLACK_MS);
       // Sockets are closed when the round returns; allow the event loop a moment to release them.
       await waitFor(() => openFds() <= fdsBefore + 2, { timeoutMs: 2_000, what: 'fds back to their count' });
+      await waitFor(() => activeHandles().length <= handlesBefore.length + 2, {
+        timeoutMs: 2_000,
+        what: `active handles back to ${handlesBefore.join(',')} (now ${activeHandles().join(',')})`,
+      });
     } finally {
       faulty.cont();
     }
     const after = await round(faulty.proxyUrl, ['http://origin.test/']);
     expect(after).toMatchObject({ ok: true, reason: 'ok' });
+  });
+});
+
+describe('probeRound cancellation', () => {
+  it('ends a round at once when the caller aborts, reporting aborted', async () => {
+    origin.hang();
+    try {
+      const before = origin.requests.length;
+      const controller = new AbortController();
+      const started = performance.now();
+      const pending = probeRound({
+        proxy: healthy.proxyUrl,
+        targets: ['http://origin.test/'],
+        quorum: 1,
+        timeoutMs: 5_000,
+        expectStatus: OK,
+        signal: controller.signal,
+      });
+      await waitFor(() => origin.requests.length > before, {
+        timeoutMs: 2_000,
+        what: 'the request at the origin',
+      });
+      controller.abort();
+      const result = await pending;
+      expect(result.targets[0]?.reason).toBe('aborted');
+      expect(performance.now() - started).toBeLessThan(2_000);
+    } finally {
+      origin.ok();
+    }
   });
 });
 
