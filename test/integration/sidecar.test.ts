@@ -1,0 +1,299 @@
+// The sidecar in-process against a real Squid (apt squid 5.7) and a real loopback origin, with the
+// faults a Squid pod meets: egress cut, outside site failing, hung (SIGSTOP), killed. Three
+// sidecars, one per liveness mode, watch the same Squid, so every fault is seen by every mode.
+// Addresses: squid 127.0.0.14:3128, origin 127.0.0.16:80, sidecars on 127.0.0.1 port 0.
+import { performance } from 'node:perf_hooks';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LivenessMode, type SidecarConfig, sidecarConfigSchema } from '../../src/config/schema.js';
+import { isOperatorError } from '../../src/errors.js';
+import { createLogger } from '../../src/log.js';
+import type { SidecarBody } from '../../src/sidecar/routes.js';
+import { type RunningSidecar, runSidecar } from '../../src/sidecar/run.js';
+import { type Origin, startOrigin } from '../helpers/origin.js';
+import { type Squid, type SquidFleet, startSquids } from '../helpers/squid.js';
+import { waitFor } from '../helpers/wait.js';
+
+const ORIGIN_HOST = '127.0.0.16';
+const TARGET = `http://${ORIGIN_HOST}/`;
+const INTERVAL_MS = 300;
+const TIMEOUT_MS = 250;
+const FAST_MS = 100;
+const RISE = 2;
+const FALL = 2;
+/** fall rounds at the fast pace, plus the round already under way when the fault began, plus slack. */
+const DETECT_MS = FALL * (TIMEOUT_MS + FAST_MS) + INTERVAL_MS + TIMEOUT_MS + 1_500;
+const RECOVER_MS = RISE * (TIMEOUT_MS + FAST_MS) + INTERVAL_MS + TIMEOUT_MS + 1_500;
+
+function capture() {
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { lines, logger: createLogger({ destination }) };
+}
+
+function config(liveness: LivenessMode, listen = '127.0.0.1:0'): SidecarConfig {
+  return sidecarConfigSchema.parse({
+    sidecar: {
+      listen,
+      proxy: 'http://127.0.0.14:3128',
+      targets: [TARGET],
+      interval: `${INTERVAL_MS}ms`,
+      timeout: `${TIMEOUT_MS}ms`,
+      fastInterval: `${FAST_MS}ms`,
+      rise: RISE,
+      fall: FALL,
+      liveness,
+    },
+  });
+}
+
+interface Watched {
+  readonly running: RunningSidecar;
+  readonly lines: Record<string, unknown>[];
+}
+
+let origin: Origin;
+let fleet: SquidFleet | undefined;
+let squid: Squid;
+const sidecars = new Map<LivenessMode, Watched>();
+const extra: RunningSidecar[] = [];
+
+async function start(liveness: LivenessMode): Promise<Watched> {
+  const { lines, logger } = capture();
+  return { running: await runSidecar(config(liveness), logger), lines };
+}
+
+beforeAll(async () => {
+  origin = await startOrigin({ host: ORIGIN_HOST, name: 'sidecar-origin.test' });
+  fleet = await startSquids([{ label: 'sidecar', host: '127.0.0.14' }], { probeUrl: TARGET });
+  [squid] = fleet.squids as [Squid];
+  for (const mode of ['deep', 'attributed', 'shallow'] as const) sidecars.set(mode, await start(mode));
+});
+
+afterAll(async () => {
+  await Promise.allSettled([...sidecars.values()].map((s) => s.running.stop()));
+  await Promise.allSettled(extra.map((s) => s.stop()));
+  await fleet?.stopAll();
+  await origin?.close();
+});
+
+const sidecar = (mode: LivenessMode) => sidecars.get(mode)?.running as RunningSidecar;
+
+async function get(running: RunningSidecar, path: string): Promise<{ status: number; body: SidecarBody }> {
+  const { host, port } = running.address;
+  const response = await fetch(`http://${host}:${port}${path}`);
+  return { status: response.status, body: (await response.json()) as SidecarBody };
+}
+
+const statusOf = async (mode: LivenessMode, path: string) => (await get(sidecar(mode), path)).status;
+
+/** Waits until every listed endpoint answers `status` and returns the last bodies. */
+async function waitForStatus(
+  checks: readonly [LivenessMode, string][],
+  status: number,
+  timeoutMs: number,
+): Promise<SidecarBody[]> {
+  return waitFor(
+    async () => {
+      const replies = await Promise.all(checks.map(([mode, path]) => get(sidecar(mode), path)));
+      return replies.every((r) => r.status === status) ? replies.map((r) => r.body) : undefined;
+    },
+    { timeoutMs, what: `${checks.map(([m, p]) => `${m} ${p}`).join(', ')} to answer ${status}` },
+  );
+}
+
+const ALL_HEALTH: [LivenessMode, string][] = [
+  ['deep', '/health'],
+  ['attributed', '/health'],
+  ['shallow', '/health'],
+];
+
+describe('sidecar against a real squid', () => {
+  it('healthy: /readyz, /health and /livez 200 in every mode', async () => {
+    const [readyz] = await waitForStatus(
+      [['deep', '/readyz'], ...ALL_HEALTH, ['deep', '/livez']],
+      200,
+      5_000,
+    );
+    expect(readyz).toMatchObject({ status: 'ok', reason: 'ok', targets: [{ target: TARGET, ok: true }] });
+    expect(readyz?.latency_ms).toEqual(expect.any(Number));
+    const health = await get(sidecar('attributed'), '/health');
+    expect(health.body).toMatchObject({
+      mode: 'attributed',
+      evidence: { proxy: { ok: true }, direct: { ok: true }, directEverSucceeded: true, fault: 'none' },
+    });
+  });
+
+  it('serves its own metrics', async () => {
+    const { host, port } = sidecar('attributed').address;
+    const text = await (await fetch(`http://${host}:${port}/metrics`)).text();
+    expect(text).toContain('egress_sidecar_state{check="deep",state="healthy"} 1');
+    expect(text).toMatch(
+      /egress_sidecar_probe_results_total\{path="direct",target="http:\/\/127\.0\.0\.16\/",result="pass"\} \d+/,
+    );
+    expect(text).toContain('egress_sidecar_direct_ever_succeeded 1');
+  });
+
+  it('egress cut: 503 within fall rounds naming ERR_CONNECT_FAIL; deep and attributed /health 503', async () => {
+    await squid.cutEgress();
+    const started = performance.now();
+    const [readyz, deep, attributed] = await waitForStatus(
+      [
+        ['deep', '/readyz'],
+        ['deep', '/health'],
+        ['attributed', '/health'],
+      ],
+      503,
+      DETECT_MS,
+    );
+    expect(performance.now() - started).toBeLessThan(DETECT_MS);
+    expect(readyz?.reason).toContain('squid_error=ERR_CONNECT_FAIL');
+    expect(deep).toMatchObject({ status: 'error', mode: 'deep' });
+    expect(attributed?.reason).toContain('direct=ok');
+    expect(attributed?.evidence).toMatchObject({ fault: 'proxy', direct: { ok: true } });
+    // Squid still answers HTTP: the shallow views stay up.
+    expect(await statusOf('shallow', '/health')).toBe(200);
+    expect(await statusOf('deep', '/livez')).toBe(200);
+  });
+
+  it('egress restored: back to 200 after rise', async () => {
+    await squid.restoreEgress();
+    await waitForStatus([['deep', '/readyz'], ...ALL_HEALTH], 200, RECOVER_MS);
+  });
+
+  it('outside site failing (origin 500), squid fine: attributed /health stays 200, /readyz and deep /health 503', async () => {
+    // A fresh attributed sidecar that has never seen a direct fetch pass warns about it.
+    const fresh = capture();
+    origin.status(500);
+    const late = await runSidecar(config('attributed'), fresh.logger);
+    extra.push(late);
+    try {
+      const attributedSeen: number[] = [];
+      await waitFor(
+        async () => {
+          attributedSeen.push(await statusOf('attributed', '/health'));
+          return (await statusOf('deep', '/health')) === 503 && (await statusOf('deep', '/readyz')) === 503;
+        },
+        { timeoutMs: DETECT_MS, what: 'deep /health and /readyz to answer 503' },
+      );
+      // The whole window: a further fall + 1 rounds after the deep verdict turned.
+      const { body } = await get(sidecar('attributed'), '/health');
+      const lastCheck = body.lastCheck;
+      await waitFor(
+        async () => {
+          const reply = await get(sidecar('attributed'), '/health');
+          attributedSeen.push(reply.status);
+          return reply.body.lastCheck !== lastCheck && reply;
+        },
+        { timeoutMs: DETECT_MS, what: 'another attributed round' },
+      );
+      for (let i = 0; i < FALL + 1; i++) {
+        const before = (await get(sidecar('attributed'), '/health')).body.lastCheck;
+        await waitFor(
+          async () => {
+            const reply = await get(sidecar('attributed'), '/health');
+            attributedSeen.push(reply.status);
+            return reply.body.lastCheck !== before;
+          },
+          { timeoutMs: DETECT_MS, what: 'the next attributed round' },
+        );
+      }
+      expect(attributedSeen.every((s) => s === 200)).toBe(true);
+      const attributed = await get(sidecar('attributed'), '/health');
+      expect(attributed.body.reason).toContain('outside_at_fault');
+      expect(attributed.body.evidence).toMatchObject({
+        fault: 'outside',
+        direct: { ok: false, reason: `status=500 target=${TARGET}` },
+      });
+      expect(await statusOf('attributed', '/readyz')).toBe(503);
+      expect(await statusOf('shallow', '/health')).toBe(200);
+
+      const warned = await waitFor(
+        () =>
+          fresh.lines.find(
+            (l) => l.level === 'warn' && String(l.msg).includes('no direct fetch has succeeded'),
+          ),
+        { timeoutMs: DETECT_MS, what: 'the no-direct-route warning' },
+      );
+      expect(warned).toMatchObject({
+        component: 'sidecar',
+        check: 'attributed',
+        reason: `status=500 target=${TARGET}`,
+      });
+      expect((await get(late, '/health')).status).toBe(200);
+      expect((await get(late, '/health')).body.evidence?.directEverSucceeded).toBe(false);
+      // The original attributed sidecar did see direct fetches pass, so it never warned.
+      const original = sidecars.get('attributed')?.lines ?? [];
+      expect(original.some((l) => l.level === 'warn')).toBe(false);
+
+      origin.ok();
+      await waitForStatus([['deep', '/readyz'], ...ALL_HEALTH], 200, RECOVER_MS);
+      await waitFor(() => fresh.lines.some((l) => String(l.msg).includes('a direct fetch passed')), {
+        timeoutMs: RECOVER_MS,
+        what: 'the direct-route recovery line',
+      });
+    } finally {
+      origin.ok();
+      await late.stop();
+    }
+  });
+
+  it('squid SIGSTOPped: every /readyz answers well under 200 ms and the verdict turns 503', async () => {
+    squid.stop();
+    try {
+      const slowest = { ms: 0 };
+      const bodies = await waitFor(
+        async () => {
+          const started = performance.now();
+          const replies = await Promise.all(
+            (['deep', 'attributed', 'shallow'] as const).map((mode) => get(sidecar(mode), '/readyz')),
+          );
+          slowest.ms = Math.max(slowest.ms, performance.now() - started);
+          const health = await get(sidecar('attributed'), '/health');
+          return replies.every((r) => r.status === 503) && health.status === 503
+            ? [...replies, health]
+            : undefined;
+        },
+        { timeoutMs: DETECT_MS, intervalMs: 20, what: '/readyz to answer 503 with squid stopped' },
+      );
+      expect(slowest.ms).toBeLessThan(200);
+      expect(bodies[0]?.body.reason).toContain('timeout=250ms');
+      expect(bodies[3]?.body.reason).toContain('proxy_not_answering');
+      // A hung Squid answers nothing: /livez, and so shallow /health, go down as well.
+      await waitForStatus([['shallow', '/health']], 503, DETECT_MS);
+    } finally {
+      squid.cont();
+    }
+    await waitForStatus([['deep', '/readyz'], ...ALL_HEALTH], 200, RECOVER_MS);
+  });
+
+  it('squid killed: /livez 503 and /health 503 in every mode; restarted: back to 200 after rise', async () => {
+    await squid.kill();
+    const bodies = await waitForStatus(
+      [['deep', '/livez'], ['deep', '/readyz'], ...ALL_HEALTH],
+      503,
+      DETECT_MS,
+    );
+    expect(bodies[0]?.reason).toBe('connection_refused');
+    await squid.start();
+    await waitForStatus([['deep', '/livez'], ['deep', '/readyz'], ...ALL_HEALTH], 200, RECOVER_MS + 2_000);
+  });
+
+  it('a listen address in use is an operator error naming sidecar.listen', async () => {
+    const { host, port } = sidecar('deep').address;
+    const err = await runSidecar(config('deep', `${host}:${port}`), capture().logger).then(
+      (s) => {
+        extra.push(s);
+        return undefined;
+      },
+      (e: unknown) => e,
+    );
+    expect(isOperatorError(err) && err.code).toBe('ADDRESS_IN_USE');
+    expect((err as Error).message).toBe(`sidecar.listen ${host}:${port}: address already in use`);
+  });
+});
