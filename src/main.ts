@@ -52,7 +52,11 @@ async function run(command: Command): Promise<number> {
       const config = startable(command.configPath, await loadDnsConfig(command.configPath));
       const logger = createLogger({ level: command.logLevel });
       const running = await runDns(config.config, command.configPath, config.text, logger);
-      return serveUntilSignalled(logger, () => running.stop());
+      return serveUntilSignalled(
+        logger,
+        () => running.stop(),
+        () => running.reload(),
+      );
     }
     case 'sidecar': {
       const config = startable(command.configPath, await loadSidecarConfig(command.configPath));
@@ -110,13 +114,18 @@ async function probeOnce(command: Extract<Command, { command: 'probe' }>): Promi
 
 /**
  * Serves until SIGTERM or SIGINT, then stops within the deadline; a second signal, or the
- * deadline, ends the process at once. SIGHUP is caught so that it never kills the server.
+ * deadline, ends the process at once. SIGHUP reloads the config where the command has one to reload.
  */
-function serveUntilSignalled(logger: Logger, stop: () => Promise<void>): Promise<number> {
+function serveUntilSignalled(
+  logger: Logger,
+  stop: () => Promise<void>,
+  reload?: () => Promise<void>,
+): Promise<number> {
   const log = logger.child({ component: 'main' });
-  process.on('SIGHUP', () =>
-    log.warn('SIGHUP: config reload is not implemented yet; still serving the config loaded at start'),
-  );
+  process.on('SIGHUP', () => {
+    log.info({ signal: 'SIGHUP' }, reload ? 'reloading the config' : 'SIGHUP ignored: nothing to reload');
+    void reload?.();
+  });
   return new Promise((resolve) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {

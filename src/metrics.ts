@@ -116,8 +116,11 @@ export function createDnsMetrics(options: { processMetrics?: boolean } = {}): Dn
     onSnapshot(snapshot) {
       if (snapshot === lastSnapshot) return;
       lastSnapshot = snapshot;
-      // Modes change label values: drop the old series rather than leave them at a stale 1.
+      // Modes change label values and a reload can remove pools: drop the old series rather than
+      // leave them at a stale 1.
       ready.reset();
+      state.reset();
+      selected.reset();
       for (const service of snapshot.services) {
         ready.set({ service: service.name, mode: service.selection.mode }, service.selection.ready ? 1 : 0);
         for (const pool of service.pools) {

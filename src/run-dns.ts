@@ -1,16 +1,18 @@
 // Wiring of the `dns` command: monitor -> zone view -> responder -> UDP/TCP, and the HTTP endpoints.
 // Every decision lives in the modules it wires; this file only connects them and owns their lifetimes.
 import { createHash } from 'node:crypto';
+import { type Stats, unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
+import { loadDnsConfig } from './config/load.js';
 import type { DnsConfig, ListenAddress } from './config/schema.js';
 import { Responder } from './dns/responder.js';
 import { DnsServer } from './dns/server.js';
 import type { ServiceView, ZoneView } from './dns/zone-view.js';
-import { HealthMonitor, type RunRound } from './health/monitor.js';
+import { bindError, formatAddress } from './errors.js';
+import { type CarriedState, HealthMonitor, type RunRound } from './health/monitor.js';
 import { probeRound, redactUrl } from './health/probe.js';
 import type { HealthSnapshot } from './health/select.js';
 import { statusStrings } from './health/status-text.js';
-import { bindError, formatAddress } from './errors.js';
 import { type ConfigInForce, dnsRoute } from './http/routes.js';
 import { HttpServer } from './http/server.js';
 import { createDnsMetrics } from './metrics.js';
@@ -18,10 +20,11 @@ import { createDnsMetrics } from './metrics.js';
 export interface RunningDns {
   readonly dnsAddress: { host: string; port: number };
   readonly httpAddress: { host: string; port: number };
+  /** Re-reads the config file and applies it if valid and changed (SIGHUP). */
+  reload(): Promise<void>;
   /** Stops accepting, finishes what is in flight, stops the probes. */
   stop(): Promise<void>;
 }
-
 
 const runRound: RunRound = (pool, signal) =>
   probeRound({
@@ -73,6 +76,28 @@ async function bind<T>(key: string, listen: ListenAddress, start: () => Promise<
   }
 }
 
+const hashOf = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12);
+
+/** Listen addresses are bound once: a reload that moves one is refused, with the reason. */
+function listenChanges(before: DnsConfig, after: DnsConfig): string[] {
+  const changes: string[] = [];
+  const pairs = [
+    ['dns.listen', before.dns.listen, after.dns.listen],
+    ['http.listen', before.http.listen, after.http.listen],
+  ] as const;
+  for (const [key, was, now] of pairs) {
+    if (formatAddress(was) !== formatAddress(now)) {
+      changes.push(
+        `${key}: changed from ${formatAddress(was)} to ${formatAddress(now)}; listen addresses change only on a restart`,
+      );
+    }
+  }
+  return changes;
+}
+
+/** How often the config file is checked for a change (the kubelet's ConfigMap swap included). */
+const CONFIG_POLL_MS = 1_000;
+
 export async function runDns(
   config: DnsConfig,
   configFile: string,
@@ -80,41 +105,58 @@ export async function runDns(
   logger: Logger,
 ): Promise<RunningDns> {
   const metrics = createDnsMetrics();
-  const monitor = new HealthMonitor({
-    services: config.services,
-    runRound,
-    logger: logger.child({ component: 'health' }),
-    redact: redactUrl,
-    onRound: metrics.onRound,
-    onTransition: metrics.onTransition,
-  });
+  const healthLog = logger.child({ component: 'health' });
+  const configLog = logger.child({ component: 'config' });
+  let inForce: { config: DnsConfig; loaded: ConfigInForce } = {
+    config,
+    loaded: { file: configFile, hash: hashOf(configText), loadedAt: Date.now() },
+  };
 
   // The SOA serial only moves when an answer changes, and starts from the clock so that a restart
   // never makes it go backwards.
   let serial = Math.floor(Date.now() / 1000);
-  let view = zoneViewOf(config, monitor.current(), serial);
-  const responder = new Responder(view);
-  monitor.onSnapshot((snapshot) => {
+  let view: ZoneView | undefined;
+  let responder: Responder | undefined;
+  const publish = (current: DnsConfig, snapshot: HealthSnapshot) => {
     metrics.onSnapshot(snapshot);
-    const candidate = zoneViewOf(config, snapshot, serial);
-    if (sameView(candidate, view)) return;
-    if (!sameAnswers(candidate, view)) {
-      serial = Math.max(serial + 1, Math.floor(Date.now() / 1000));
-      view = { ...candidate, serial };
-    } else {
-      view = candidate;
-    }
-    responder.setView(view);
-  });
-
-  const loaded: ConfigInForce = {
-    file: configFile,
-    hash: createHash('sha256').update(configText).digest('hex').slice(0, 12),
-    loadedAt: Date.now(),
+    const candidate = zoneViewOf(current, snapshot, serial);
+    if (view && sameView(candidate, view)) return;
+    if (view && !sameAnswers(candidate, view)) serial = Math.max(serial + 1, Math.floor(Date.now() / 1000));
+    view = { ...candidate, serial };
+    responder?.setView(view);
   };
+
+  // Assigned by startMonitor before anything reads it.
+  let monitor!: HealthMonitor;
+  const startMonitor = (current: DnsConfig, previous?: CarriedState) => {
+    const created = new HealthMonitor({
+      services: current.services,
+      runRound,
+      logger: healthLog,
+      redact: redactUrl,
+      onRound: metrics.onRound,
+      onTransition: metrics.onTransition,
+      ...(previous ? { previous } : {}),
+    });
+    // A stopped monitor may still settle a round: only the monitor in force publishes.
+    created.onSnapshot((snapshot) => {
+      if (created === monitor) publish(current, snapshot);
+    });
+    monitor = created;
+    publish(current, created.current());
+    return created;
+  };
+  startMonitor(config);
+  responder = new Responder(view as ZoneView);
+
   const dnsLog = logger.child({ component: 'dns' });
   const dns = await bind('dns.listen', config.dns.listen, () =>
-    DnsServer.start({ listen: config.dns.listen, responder, log: dnsLog, onOutcome: metrics.onDnsOutcome }),
+    DnsServer.start({
+      listen: config.dns.listen,
+      responder: responder as Responder,
+      log: dnsLog,
+      onOutcome: metrics.onDnsOutcome,
+    }),
   );
   let http: HttpServer;
   try {
@@ -127,7 +169,7 @@ export async function runDns(
             body: await metrics.registry.metrics(),
           };
         }
-        return dnsRoute(path, monitor.current(), loaded);
+        return dnsRoute(path, monitor.current(), inForce.loaded);
       }),
     );
   } catch (err) {
@@ -142,14 +184,70 @@ export async function runDns(
       http: formatAddress(http.address),
       zone: config.dns.zone,
       config: configFile,
+      config_hash: inForce.loaded.hash,
     },
     'serving',
   );
 
+  /**
+   * A new config is validated whole before anything changes. The old monitor stops first (so no
+   * pool is ever probed by two loops) and hands its pools' state to the new one: unchanged pools
+   * keep their state and history, added ones start unknown and are probed at once. The responder
+   * keeps answering from the old view until the new one is published, so no query goes unanswered.
+   */
+  const reloadOnce = async (trigger: 'SIGHUP' | 'file') => {
+    const next = await loadDnsConfig(configFile);
+    if (!next.ok) {
+      metrics.onReload(false);
+      configLog.error(
+        { trigger, errors: next.errors, config_hash: inForce.loaded.hash },
+        'config reload refused: the config in force keeps serving',
+      );
+      return;
+    }
+    const hash = hashOf(next.text);
+    if (hash === inForce.loaded.hash) return;
+    const refused = listenChanges(inForce.config, next.config);
+    if (refused.length > 0) {
+      metrics.onReload(false);
+      configLog.error(
+        { trigger, errors: refused, config_hash: inForce.loaded.hash },
+        'config reload refused: the config in force keeps serving',
+      );
+      return;
+    }
+    const old = monitor;
+    await old.stop();
+    inForce = { config: next.config, loaded: { file: configFile, hash, loadedAt: Date.now() } };
+    startMonitor(next.config, old.carryOver()).start();
+    metrics.onReload(true);
+    configLog.info({ trigger, config_hash: hash }, 'config reloaded');
+  };
+  // Reloads run one after another: a burst of SIGHUPs and file changes never interleaves two.
+  let reloading = Promise.resolve();
+  const reload = (trigger: 'SIGHUP' | 'file') => {
+    reloading = reloading
+      .then(() => reloadOnce(trigger))
+      .catch((err: unknown) => {
+        configLog.error({ err, trigger }, 'config reload failed: the config in force keeps serving');
+      });
+    return reloading;
+  };
+  // Polling stat follows the symlinks a mounted ConfigMap is made of, so the kubelet's swap of
+  // `..data` shows as a new inode; fs.watch would keep watching the unlinked old file.
+  const onFileChange = (now: Stats, before: Stats) => {
+    if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size)
+      void reload('file');
+  };
+  watchFile(configFile, { interval: CONFIG_POLL_MS, persistent: false }, onFileChange);
+
   return {
     dnsAddress: dns.address,
     httpAddress: http.address,
+    reload: () => reload('SIGHUP'),
     async stop() {
+      unwatchFile(configFile, onFileChange);
+      await reloading;
       await Promise.all([dns.close(), http.close(), monitor.stop()]);
     },
   };
