@@ -1,0 +1,175 @@
+// Live reload as Kubernetes delivers it: a mounted ConfigMap is a symlink chain
+// (config.yaml -> ..data/config.yaml, ..data -> ..2026_11_25...) and the kubelet swaps `..data`.
+// The running server must follow it, refuse a bad config, keep unchanged pools' state, and never
+// leave a query unanswered while it swaps.
+import { mkdir, rename, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dig } from '../helpers/dig.js';
+import { type DnsConfigInput, type DnsProcess, startDnsServer } from '../helpers/dns-process.js';
+import { type Origin, startOrigin } from '../helpers/origin.js';
+import { type SquidFleet, startSquids } from '../helpers/squid.js';
+import { waitFor } from '../helpers/wait.js';
+
+const SQUID = '127.0.0.17';
+const ORIGIN = '127.0.0.18';
+const probe = { targets: [`http://${ORIGIN}/`], interval: '500ms', timeout: '400ms', rise: 2, fall: 2 };
+
+function config(extra: { secondService?: boolean; ttl?: number; listen?: string } = {}): DnsConfigInput {
+  const services: unknown[] = [
+    {
+      name: 'proxy',
+      onAllDown: 'servfail',
+      pools: [
+        { name: 'primary', proxy: `http://${SQUID}:3128`, address: '10.0.0.1' },
+        { name: 'secondary', proxy: `http://${SQUID}:3128`, address: '10.0.0.2' },
+      ],
+    },
+  ];
+  if (extra.secondService) {
+    services.push({
+      name: 'other',
+      pools: [{ name: 'only', proxy: `http://${SQUID}:3128`, address: '10.0.9.9' }],
+    });
+  }
+  return {
+    dns: { ttl: extra.ttl ?? 5, ...(extra.listen ? { listen: extra.listen } : {}) },
+    probe,
+    services,
+  };
+}
+
+let squids: SquidFleet;
+let origin: Origin;
+let server: DnsProcess;
+let generation = 0;
+
+/** Writes a new timestamped folder and swaps `..data` to it atomically, as the kubelet does. */
+async function kubeletSwap(text: string): Promise<void> {
+  const root = dirname(server.configPath);
+  const folder = `..2026_11_25_00_00_0${++generation}`;
+  await mkdir(join(root, folder));
+  await writeFile(join(root, folder, 'config.yaml'), text);
+  await symlink(folder, join(root, '..data_tmp'));
+  await rename(join(root, '..data_tmp'), join(root, '..data'));
+}
+
+/** The file as the server was started on (port 0): a reload must not move its listen addresses. */
+function asFile(input: DnsConfigInput): string {
+  const full = {
+    ...input,
+    dns: { listen: '127.0.0.1:0', ...input.dns },
+    http: { listen: '127.0.0.1:0' },
+  };
+  return `${JSON.stringify(full, null, 2)}\n`;
+}
+
+beforeAll(async () => {
+  origin = await startOrigin({ host: ORIGIN, port: 80 });
+  squids = await startSquids([{ label: 'reload', host: SQUID }]);
+  server = await startDnsServer(config());
+  // Turn the plain config file into the kubelet's symlink chain before any reload.
+  const root = dirname(server.configPath);
+  await kubeletSwap(asFile(config()));
+  await symlink('..data/config.yaml', join(root, 'config.yaml.link'));
+  await rename(join(root, 'config.yaml.link'), server.configPath);
+  await waitFor(async () => (await dig(server.dnsAddress, 'proxy.egress.svc', 'A')).answer.length === 1, {
+    what: 'the first verdict',
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await server?.dispose();
+  await squids?.stopAll();
+  await origin?.close();
+});
+
+describe('live reload', () => {
+  it('follows the kubelet symlink swap; unchanged pools keep their state; no query unanswered', async () => {
+    await waitFor(
+      async () => (await server.status()).services[0]?.pools.every((p) => p.state === 'healthy'),
+      {
+        what: 'both pools healthy',
+      },
+    );
+    const before = await server.status();
+    const hashBefore = (before as unknown as { config: { hash: string } }).config.hash;
+
+    // Ask continuously while the config changes under the server.
+    let asking = true;
+    const statuses: string[] = [];
+    const asker = (async () => {
+      while (asking) statuses.push((await dig(server.dnsAddress, 'proxy.egress.svc', 'A')).status);
+    })();
+
+    await kubeletSwap(asFile(config({ secondService: true, ttl: 7 })));
+    await waitFor(async () => (await dig(server.dnsAddress, 'other.egress.svc', 'A')).answer.length === 1, {
+      what: 'the added service answered',
+    });
+    asking = false;
+    await asker;
+
+    expect(statuses.length).toBeGreaterThan(3);
+    expect(new Set(statuses)).toEqual(new Set(['NOERROR']));
+    const reply = await dig(server.dnsAddress, 'proxy.egress.svc', 'A');
+    expect(reply.answer).toEqual(['proxy.egress.svc. 7 IN A 10.0.0.1']);
+
+    const after = await server.status();
+    const poolsBefore = before.services[0]?.pools ?? [];
+    const poolsAfter = after.services[0]?.pools ?? [];
+    for (const [i, pool] of poolsBefore.entries()) {
+      expect(poolsAfter[i]?.state).toBe(pool.state);
+      expect(poolsAfter[i]?.transitions).toBe(pool.transitions);
+      expect((poolsAfter[i] as unknown as { since: string }).since).toBe(
+        (pool as unknown as { since: string }).since,
+      );
+    }
+    expect((after as unknown as { config: { hash: string } }).config.hash).not.toBe(hashBefore);
+    expect(server.logs().some((l) => l.msg === 'config reloaded' && l.trigger === 'file')).toBe(true);
+  });
+
+  it('refuses an invalid config, logs its errors by path, counts it, and keeps serving the old one', async () => {
+    const hash = ((await server.status()) as unknown as { config: { hash: string } }).config.hash;
+    await kubeletSwap('services:\n  - name: proxy\n    pools: []\n');
+    await waitFor(() => server.logs().some((l) => l.msg.startsWith('config reload refused')), {
+      what: 'the refusal logged',
+    });
+    const refusal = server.logs().find((l) => l.msg.startsWith('config reload refused'));
+    expect(refusal?.errors).toEqual(['services[0].pools: needs at least one pool']);
+    expect((await dig(server.dnsAddress, 'proxy.egress.svc', 'A')).answer).toHaveLength(1);
+    expect(((await server.status()) as unknown as { config: { hash: string } }).config.hash).toBe(hash);
+    const metrics = (await server.get('/metrics')).body;
+    expect(metrics).toMatch(/egress_config_reloads_total\{result="failed"\} [1-9]/);
+  });
+
+  it('refuses a moved listen address, naming the key', async () => {
+    const count = server.logs().filter((l) => l.msg.startsWith('config reload refused')).length;
+    await kubeletSwap(asFile({ ...config(), dns: { listen: '127.0.0.1:1' } }));
+    await waitFor(
+      () => server.logs().filter((l) => l.msg.startsWith('config reload refused')).length > count,
+      {
+        what: 'the refusal logged',
+      },
+    );
+    const refusal = server
+      .logs()
+      .filter((l) => l.msg.startsWith('config reload refused'))
+      .at(-1);
+    expect(String(refusal?.errors)).toMatch(/^dns\.listen: changed from 127\.0\.0\.1:\d+ to 127\.0\.0\.1:1/);
+  });
+
+  it('reloads on SIGHUP', async () => {
+    // Same content under a new name would be a no-op; change the TTL so the reload shows.
+    await writeFile(
+      join(dirname(server.configPath), `..2026_11_25_00_00_0${generation}`, 'config.yaml'),
+      asFile(config({ ttl: 9 })),
+    );
+    process.kill(server.pid, 'SIGHUP');
+    await waitFor(
+      async () => (await dig(server.dnsAddress, 'proxy.egress.svc', 'A')).answer[0]?.includes(' 9 IN A'),
+      {
+        what: 'the TTL of the SIGHUP reload',
+      },
+    );
+  });
+});
