@@ -312,6 +312,49 @@ describe('the memo and the general path', () => {
   });
 });
 
+describe('round trips', () => {
+  const label = fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/);
+  const question = fc.record({
+    labels: fc.array(label, { minLength: 0, maxLength: 6 }),
+    type: fc.integer({ min: 1, max: 65535 }).filter((t) => t !== TYPE.OPT),
+    id: fc.integer({ min: 0, max: 65535 }),
+    rd: fc.boolean(),
+    edns: fc.option(fc.record({ size: fc.integer({ min: 0, max: 65535 }), do: fc.boolean() })),
+  });
+
+  it('decoding a query gives back what was encoded, name lower-cased, every field kept', () => {
+    fc.assert(
+      fc.property(question, ({ labels, type, id, rd, edns }) => {
+        const name = labels.join('.');
+        const decoded = decodeQuery(query(name, type, { id, rd, ...(edns ? { edns } : {}) }));
+        expect(decoded.kind).toBe('query');
+        if (decoded.kind !== 'query') return;
+        expect(decoded.query).toMatchObject({ id, name: name.toLowerCase(), type, class: 1, rd });
+        expect(decoded.query.nameLength).toBe(name === '' ? 1 : name.length + 2);
+        expect(decoded.query.edns).toEqual(
+          edns ? { udpSize: edns.size, version: 0, dnssecOk: edns.do } : undefined,
+        );
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('the reply to any well-formed query echoes its ID and question byte for byte', () => {
+    fc.assert(
+      fc.property(question, ({ labels, type, id, rd, edns }) => {
+        const name = [...labels, ...(labels.length % 2 ? ['Egress', 'SVC'] : [])].join('.');
+        const bytes = query(name, type, { id, rd, ...(edns ? { edns } : {}) });
+        const reply = ask(bytes) as Buffer;
+        const questionEnd = 12 + (name === '' ? 1 : name.length + 2) + 4;
+        expect(reply.readUInt16BE(0)).toBe(id);
+        expect(reply.subarray(12, questionEnd)).toEqual(bytes.subarray(12, questionEnd));
+        expect(Packet.parse(reply).errors).toEqual([]);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
 describe('ipv6Bytes', () => {
   it('reads every textual form', () => {
     const hex = (a: string) => Buffer.from(ipv6Bytes(a)).toString('hex');
