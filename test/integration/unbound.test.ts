@@ -1,0 +1,230 @@
+// A real recursive resolver in front of the real `dns` binary, as the cluster's CoreDNS is in
+// production: Unbound (apt unbound) with a stub zone for egress.svc pointing at our server. CoreDNS
+// cannot be installed here; Unbound's stub-zone is the same arrangement (forward the zone, cache by
+// TTL, RD=1 from clients). Addresses: origin 127.0.0.10:80, squids 127.0.0.11-12:3128, our server
+// and Unbound on 127.0.0.1 at free ports.
+import { execFile } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dig } from '../helpers/dig.js';
+import { type DnsProcess, startDnsServer } from '../helpers/dns-process.js';
+import { waitForPort } from '../helpers/net.js';
+import { type Origin, startOrigin } from '../helpers/origin.js';
+import { endGroup, type GroupProcess, spawnGroup } from '../helpers/process.js';
+import { type Squid, type SquidFleet, startSquids } from '../helpers/squid.js';
+import { GiveUp, waitFor } from '../helpers/wait.js';
+
+const run = promisify(execFile);
+const TTL_S = 2;
+const PRIMARY = '10.0.0.1';
+const SECONDARY = '10.0.0.2';
+
+let origin: Origin;
+let fleet: SquidFleet | undefined;
+let server: DnsProcess | undefined;
+let unbound: GroupProcess | undefined;
+let unboundDir: string | undefined;
+let resolver: { host: string; port: number };
+
+const direct = () => {
+  if (!server) throw new Error('the dns server did not start');
+  return server.dnsAddress;
+};
+
+/** A port free for both UDP and TCP on 127.0.0.1 right now (Unbound needs a fixed one). */
+async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const tcp = createServer();
+    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    const address = tcp.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const udp = createSocket('udp4');
+    const udpFree = await new Promise<boolean>((resolve) => {
+      udp.once('error', () => resolve(false));
+      udp.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    udp.close();
+    await new Promise((resolve) => tcp.close(resolve));
+    if (udpFree) return port;
+  }
+  throw new Error('no free port for Unbound');
+}
+
+/** The settings of ../shared/RECIPES.md, plus what keeps it quiet and self-contained in a temp dir. */
+function unboundConfig(dir: string, port: number, stub: { host: string; port: number }): string {
+  return `server:
+  interface: 127.0.0.1
+  port: ${port}
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  module-config: "iterator"
+  domain-insecure: "egress.svc"
+  # Nothing leaves the machine; the stub zone is carved out of the refusal (a local-zone "."
+  # alone also refuses egress.svc, since local zones are consulted before stub zones).
+  local-zone: "." refuse
+  local-zone: "egress.svc." transparent
+  do-ip6: no
+  num-threads: 1
+  username: ""
+  chroot: ""
+  directory: "${dir}"
+  pidfile: "${join(dir, 'unbound.pid')}"
+  use-syslog: no
+  logfile: ""
+  verbosity: 1
+
+remote-control:
+  control-enable: no
+
+stub-zone:
+  name: "egress.svc"
+  stub-addr: ${stub.host}@${stub.port}
+`;
+}
+
+async function answer(at: { host: string; port: number }, name = 'proxy.egress.svc'): Promise<string> {
+  const reply = await dig(at, name, 'A');
+  if (reply.status !== 'NOERROR') return reply.status;
+  return reply.answer
+    .map((line) => line.split(' ').at(-1))
+    .sort()
+    .join(',');
+}
+
+beforeAll(async () => {
+  origin = await startOrigin();
+  fleet = await startSquids(
+    [
+      { label: 'primary', host: '127.0.0.11' },
+      { label: 'secondary', host: '127.0.0.12' },
+    ],
+    { probeUrl: 'http://origin.test/' },
+  );
+  server = await startDnsServer({
+    dns: { zone: 'egress.svc', ttl: TTL_S },
+    probe: {
+      targets: ['http://origin.test/'],
+      interval: '500ms',
+      timeout: '400ms',
+      fall: 2,
+      rise: 2,
+      fastInterval: '200ms',
+    },
+    services: [
+      {
+        name: 'proxy',
+        pools: [
+          { name: 'primary', proxy: 'http://127.0.0.11:3128', address: PRIMARY },
+          { name: 'secondary', proxy: 'http://127.0.0.12:3128', address: SECONDARY },
+        ],
+      },
+    ],
+  });
+  // Unbound would cache the SERVFAIL of the pending phase; it starts once there is an answer.
+  await waitFor(async () => (await answer(direct())) === PRIMARY, {
+    timeoutMs: 10_000,
+    what: 'the dns server to answer the primary',
+  });
+
+  unboundDir = await mkdtemp(join(tmpdir(), 'ef-unbound-'));
+  const confPath = join(unboundDir, 'unbound.conf');
+  const port = await freePort();
+  resolver = { host: '127.0.0.1', port };
+  await writeFile(confPath, unboundConfig(unboundDir, port, direct()));
+  await run('unbound-checkconf', [confPath]);
+  const proc = spawnGroup('unbound', ['-d', '-c', confPath]);
+  unbound = proc;
+  await waitFor(
+    async () => {
+      if (!proc.running()) throw new GiveUp(`unbound exited: ${proc.output()}`);
+      await waitForPort(resolver.host, resolver.port, 'unbound', 200);
+      return true;
+    },
+    { timeoutMs: 10_000, what: `unbound listening on ${resolver.host}:${resolver.port}` },
+  );
+}, 60_000);
+
+afterAll(async () => {
+  if (unbound) await endGroup(unbound, 'SIGTERM', 3_000);
+  await server?.dispose();
+  await fleet?.stopAll();
+  await origin?.close();
+  if (unboundDir) await rm(unboundDir, { recursive: true, force: true });
+}, 30_000);
+
+describe('dig through Unbound (standing in for CoreDNS)', () => {
+  it('answers the service as the server does, with recursion available and TTL no more than dns.ttl', async () => {
+    const viaResolver = await dig(resolver, 'proxy.egress.svc', 'A');
+    const viaServer = await dig(direct(), 'proxy.egress.svc', 'A', '+norec');
+    expect(viaResolver.status).toBe('NOERROR');
+    expect(viaResolver.flags).toContain('ra');
+    const data = (lines: readonly string[]) => lines.map((l) => l.split(' ').at(-1));
+    expect(data(viaResolver.answer)).toEqual(data(viaServer.answer));
+    expect(data(viaResolver.answer)).toEqual([PRIMARY]);
+    const ttl = Number(viaResolver.answer[0]?.split(' ')[1]);
+    expect(ttl).toBeLessThanOrEqual(TTL_S);
+  });
+
+  it('passes NXDOMAIN through for another name in the zone', async () => {
+    expect((await dig(resolver, 'nope.egress.svc', 'A')).status).toBe('NXDOMAIN');
+    expect((await dig(direct(), 'nope.egress.svc', 'A')).status).toBe('NXDOMAIN');
+  });
+
+  it('serves the _status TXT as the server does', async () => {
+    const strings = (lines: readonly string[]) => lines.map((l) => l.replace(/^\S+ \d+ IN TXT /, ''));
+    // A transition between the two queries would change the strings; ask until two agree.
+    await waitFor(
+      async () => {
+        const viaServer = await dig(direct(), '_status.proxy.egress.svc', 'TXT', '+norec');
+        const viaResolver = await dig(resolver, '_status.proxy.egress.svc', 'TXT');
+        expect(viaResolver.status).toBe('NOERROR');
+        expect(strings(viaResolver.answer)).toEqual(strings(viaServer.answer));
+        return true;
+      },
+      { timeoutMs: 5_000, what: 'the same _status TXT directly and through Unbound' },
+    );
+    const txt = (await dig(resolver, '_status.proxy.egress.svc', 'TXT')).answer;
+    expect(txt[0]).toMatch(/pool=primary state=healthy selected=yes /);
+  });
+
+  it('follows a failover and the failback within TTL plus a margin', async () => {
+    const primary = fleet?.squids[0] as Squid;
+    // Warm Unbound's cache with the primary's answer, then fail the primary.
+    expect(await answer(resolver)).toBe(PRIMARY);
+    await primary.kill();
+    const flipped = Date.now();
+    await waitFor(async () => (await answer(direct())) === SECONDARY, {
+      timeoutMs: 10_000,
+      what: 'the server to answer the secondary',
+    });
+    const serverFlippedAt = Date.now();
+    await waitFor(async () => (await answer(resolver)) === SECONDARY, {
+      timeoutMs: TTL_S * 1000 + 3_000,
+      intervalMs: 100,
+      what: 'Unbound to answer the secondary within TTL + 3 s',
+    });
+    const lagMs = Date.now() - serverFlippedAt;
+    expect(lagMs).toBeLessThanOrEqual(TTL_S * 1000 + 3_000);
+
+    await primary.start();
+    await waitFor(async () => (await answer(direct())) === PRIMARY, {
+      timeoutMs: 10_000,
+      what: 'the server to fail back',
+    });
+    const backAt = Date.now();
+    await waitFor(async () => (await answer(resolver)) === PRIMARY, {
+      timeoutMs: TTL_S * 1000 + 3_000,
+      intervalMs: 100,
+      what: 'Unbound to fail back within TTL + 3 s',
+    });
+    console.info(
+      `unbound: failover seen by the server ${serverFlippedAt - flipped} ms after the kill, ` +
+        `by Unbound ${lagMs} ms later; failback lag ${Date.now() - backAt} ms`,
+    );
+  });
+});
