@@ -167,6 +167,22 @@ describe('dns', () => {
   });
 });
 
+describe('sidecar', () => {
+  it('a bad config: the exact line, no stack trace, exit 2', async () => {
+    const ran = await runBin(['sidecar', '--config', join(FIXTURES, 'invalid-sidecar-liveness.yaml')]);
+    expect(ran.code).toBe(2);
+    expect(ran.stderr.trim().split('\n')).toEqual([
+      'egress-failover: sidecar.liveness: "deeep" is not one of deep, attributed, shallow',
+    ]);
+  });
+
+  it('check-config tells a sidecar config by its top-level block', async () => {
+    const ran = await runBin(['check-config', join(FIXTURES, 'invalid-sidecar-liveness.yaml')]);
+    expect(ran.code).toBe(1);
+    expect(ran.stderr.trim()).toBe('sidecar.liveness: "deeep" is not one of deep, attributed, shallow');
+  });
+});
+
 describe('probe', () => {
   it('a proxy that is not there: the verdict and the reason, exit 1', async () => {
     const ran = await runBin([
