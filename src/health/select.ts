@@ -43,10 +43,11 @@ export interface Selection {
  *
  * Once the service has had a verdict (`previous.ready`), a pool is `unknown` only because a config
  * reload added it or changed its proxy or probe settings. The service never goes back to SERVFAIL
- * for that: until the pool's first round, the previous answer is held if its pool is still there
- * and not unhealthy (it may be the changed pool itself), and otherwise the unknown pool is passed
- * over. Holding, rather than passing over, spares clients a flip to another pool and back when an
- * operator merely tunes the selected pool's interval.
+ * for that: unknown pools are passed over, except that the previously selected pool, reset to
+ * unknown by the reload, keeps being answered until its first round, as long as no higher pool is
+ * healthy. Holding, rather than passing over, spares clients a flip to another pool and back when
+ * an operator merely tunes the selected pool's interval; the "no higher pool healthy" condition
+ * keeps it from ever hiding a failback (a property test found that one).
  *
  * A healthy pool without addresses (its proxy host has never resolved) cannot be answered, so it is
  * passed over like an unhealthy one rather than answered with an empty set.
@@ -67,28 +68,34 @@ export function select(
   let selected: string | undefined;
   let addresses: readonly string[] = [];
 
-  for (const pool of pools) {
-    if (pool.state === 'unknown') {
-      if (!wasReady) {
-        mode = 'pending';
-        break;
-      }
-      const held = previous?.mode === 'healthy' ? pools.find((p) => p.name === previous.selected) : undefined;
-      if (held && held.state !== 'unhealthy' && held.addresses.length > 0) {
-        mode = 'healthy';
-        selected = held.name;
-        addresses = held.addresses;
-        break;
-      }
-      continue;
-    }
-    if (pool.state === 'healthy' && pool.addresses.length > 0) {
-      mode = 'healthy';
-      selected = pool.name;
-      addresses = pool.addresses;
-      lastHealthy = { pool: pool.name, addresses: pool.addresses };
-      break;
-    }
+  const answerable = (pool: SelectablePool) => pool.addresses.length > 0;
+  const firstHealthy = pools.findIndex((pool) => pool.state === 'healthy' && answerable(pool));
+  const firstUnknown = pools.findIndex((pool) => pool.state === 'unknown');
+  // A pool reset to unknown by a reload keeps being answered while it is re-probed, unless a
+  // higher pool is healthy: holding it must never hide a failback.
+  const heldIndex =
+    wasReady && previous?.mode === 'healthy'
+      ? pools.findIndex((pool) => pool.name === previous.selected)
+      : -1;
+  const held = pools[heldIndex];
+  const canHold =
+    held !== undefined &&
+    held.state === 'unknown' &&
+    answerable(held) &&
+    (firstHealthy < 0 || heldIndex < firstHealthy);
+
+  if (!wasReady && firstUnknown >= 0 && (firstHealthy < 0 || firstUnknown < firstHealthy)) {
+    mode = 'pending';
+  } else if (canHold && held) {
+    mode = 'healthy';
+    selected = held.name;
+    addresses = held.addresses;
+  } else if (firstHealthy >= 0) {
+    const pool = pools[firstHealthy] as SelectablePool;
+    mode = 'healthy';
+    selected = pool.name;
+    addresses = pool.addresses;
+    lastHealthy = { pool: pool.name, addresses: pool.addresses };
   }
 
   if (mode === undefined) {
