@@ -13,6 +13,7 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { formatDuration, parseDuration } from './config/duration.js';
 import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS, type LogLevel } from './log.js';
+import { redactUrl } from './redact.js';
 
 export type Command =
   | { readonly command: 'dns'; readonly configPath: string; readonly logLevel: LogLevel }
@@ -266,7 +267,7 @@ function isHttpUrl(text: string): boolean {
 
 // The message is printed on stderr and may be logged: never with the proxy's password.
 function quoteUrl(text: string): string {
-  return JSON.stringify(text.replace(/\/\/[^/?#]*@/, '//***@'));
+  return JSON.stringify(redactUrl(text));
 }
 
 // node:util's messages are several sentences long and name internals; one short line instead.

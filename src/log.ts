@@ -7,6 +7,7 @@
 // Lines look like {"level":"info","time":"2026-11-25T10:00:00.000Z","component":"dns","msg":"..."}.
 // Errors go under `err`, durations carry their unit in the key (latency_ms).
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { redactUrl } from './redact.js';
 
 export type { Logger };
 
@@ -24,7 +25,7 @@ export interface LoggerOptions {
   readonly destination?: DestinationStream | NodeJS.WritableStream;
 }
 
-// Proxy URLs are passed through redactUrl (src/health/probe.ts) before they are logged, and
+// Proxy URLs are passed through redactUrl (src/redact.ts) before they are logged, and
 // messages are built from redacted URLs. These paths are the second line of defence, for a config
 // object or a request logged whole: the censor keeps the host (which an operator needs) and drops
 // only the userinfo. pino's wildcards match one level, hence the explicit nestings.
@@ -45,7 +46,7 @@ const REDACT_PATHS = [
 /** "http://user:pass@squid:3128" -> "http://***@squid:3128"; anything that is not a string is hidden. */
 function censor(value: unknown, path: string[]): unknown {
   const key = path[path.length - 1];
-  if (key === 'proxy' && typeof value === 'string') return value.replace(/\/\/[^/?#]*@/, '//***@');
+  if (key === 'proxy' && typeof value === 'string') return redactUrl(value);
   return '[Redacted]';
 }
 

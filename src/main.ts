@@ -7,8 +7,9 @@ import { type Command, parseCommandLine } from './cli.js';
 import { type Loaded, loadDnsConfig, loadSidecarConfig, parseConfigText } from './config/load.js';
 import { dnsConfigSchema, sidecarConfigSchema } from './config/schema.js';
 import { configLoadError, EXIT, isOperatorError, type OperatorError } from './errors.js';
-import { probeRound, redactUrl } from './health/probe.js';
+import { probeRound } from './health/probe.js';
 import { createLogger, type Logger } from './log.js';
+import { redactUrl } from './redact.js';
 import { runDns } from './run-dns.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };

@@ -10,12 +10,13 @@ import { DnsServer } from './dns/server.js';
 import type { ServiceView, ZoneView } from './dns/zone-view.js';
 import { bindError, formatAddress } from './errors.js';
 import { type CarriedState, HealthMonitor, type RunRound } from './health/monitor.js';
-import { probeRound, redactUrl } from './health/probe.js';
+import { probeRound } from './health/probe.js';
 import type { HealthSnapshot } from './health/select.js';
 import { statusStrings } from './health/status-text.js';
 import { type ConfigInForce, dnsRoute } from './http/routes.js';
 import { HttpServer } from './http/server.js';
 import { createDnsMetrics } from './metrics.js';
+import { redactUrl } from './redact.js';
 
 export interface RunningDns {
   readonly dnsAddress: { host: string; port: number };

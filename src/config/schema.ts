@@ -3,6 +3,7 @@
 // unit in the name (intervalMs) so no later code has to remember which numbers are durations.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { redactUrl } from '../redact.js';
 import { formatDuration, parseDuration } from './duration.js';
 
 export type OnAllDown = 'servfail' | 'last' | 'all';
@@ -122,7 +123,7 @@ const statusRanges = z
   });
 
 // A URL that fails to parse may still carry a password; messages go to stderr and logs.
-const withoutUserinfo = (text: string) => text.replace(/\/\/[^/?#]*@/, '//***@');
+const withoutUserinfo = redactUrl;
 
 const httpUrl = (what: string) =>
   z.string().refine(

@@ -1,6 +1,7 @@
 // Edge: runs the deep check of every pool of every service on its own timer, feeds the rise/fall
 // machine, and publishes an immutable view of all services after every change.
 import type { PoolConfig, ServiceConfig } from '../config/schema.js';
+import { redactUrl } from '../redact.js';
 import { type LookupAll, PoolAddresses } from './resolve.js';
 import {
   type HealthSnapshot,
@@ -71,11 +72,6 @@ export function poolKey(service: string, pool: PoolConfig): string {
   return JSON.stringify([service, pool.name, pool.proxy, pool.probe]);
 }
 
-/** Credentials out of a proxy URL without reformatting the rest of it. */
-export function redactProxyUrl(proxyUrl: string): string {
-  return proxyUrl.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
-}
-
 interface Runner {
   readonly service: ServiceConfig;
   readonly pool: PoolConfig;
@@ -105,7 +101,7 @@ export class HealthMonitor {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
-    this.#redact = options.redact ?? redactProxyUrl;
+    this.#redact = options.redact ?? redactUrl;
     const now = this.#now();
     for (const [name, selection] of options.previous?.selections ?? []) this.#selections.set(name, selection);
     this.#runners = options.services.flatMap((service) =>

@@ -46,13 +46,6 @@ export interface ProbeRoundOptions {
 /** The most of a body a probe reads: enough to prove it flows, bounded against huge pages. */
 const BODY_LIMIT_BYTES = 1024 * 1024;
 
-/** http://user:pass@host:3128 -> http://***@host:3128; anything else unchanged. */
-export function redactUrl(url: string): string {
-  // On the text, not via URL, so the rest stays exactly as the operator wrote it. Greedy up to the
-  // last "@" of the authority: a raw "@" in a password must not leave part of it behind.
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
-}
-
 /** One deep check round: every target once, concurrently, through `proxy` (or directly). */
 export async function probeRound(options: ProbeRoundOptions): Promise<RoundResult> {
   const started = performance.now();

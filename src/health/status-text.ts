@@ -1,6 +1,7 @@
 // Pure: a service's health view -> the strings of its `_status.<service>.<zone>` TXT record.
 // One string per pool, logfmt (key=value, values with spaces quoted), so `dig +short` reads like a log
 // line and the same tools parse it.
+import { redactUrl } from '../redact.js';
 import type { ServiceSnapshot } from './select.js';
 
 /** A TXT character-string holds at most 255 bytes. */
@@ -50,8 +51,7 @@ function isoSeconds(ms: number): string {
  * into someone's terminal; credentials in any URL (a target's, say) are stripped.
  */
 function clean(reason: string): string {
-  return reason
-    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi, '$1')
+  return redactUrl(reason)
     .replace(/[^\x20-\x7e]/g, '?')
     .replace(/"/g, "'");
 }

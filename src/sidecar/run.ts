@@ -6,10 +6,11 @@ import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { SidecarConfig } from '../config/schema.js';
 import { bindError, formatAddress } from '../errors.js';
-import { answersHttp, probeRound, redactUrl } from '../health/probe.js';
+import { answersHttp, probeRound } from '../health/probe.js';
 import type { HealthState } from '../health/state.js';
 import type { RoundResult } from '../health/verdict.js';
 import { HttpServer, json } from '../http/server.js';
+import { redactUrl } from '../redact.js';
 import { sidecarRoute } from './routes.js';
 import {
   applyRound,

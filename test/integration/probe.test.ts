@@ -4,7 +4,8 @@
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatusRange } from '../../src/config/schema.js';
-import { answersHttp, probeRound, redactUrl } from '../../src/health/probe.js';
+import { answersHttp, probeRound } from '../../src/health/probe.js';
+import { redactUrl } from '../../src/redact.js';
 import { type Origin, startOrigin, startTlsOrigin, type TlsOrigin } from '../helpers/origin.js';
 import type { Squid, SquidFleet } from '../helpers/squid.js';
 import { startSquids } from '../helpers/squid.js';

@@ -233,7 +233,7 @@ describe('HealthMonitor', () => {
     expect(Object.isFrozen(view.services[0]?.pools[0])).toBe(true);
     const primary = view.services[0]?.pools[0];
     expect(primary).toMatchObject({
-      proxy: 'http://primary.test:3128',
+      proxy: 'http://***@primary.test:3128',
       state: 'healthy',
       addressSource: 'config',
       transitions: 3,
