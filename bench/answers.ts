@@ -20,6 +20,8 @@ export interface AnswerOptions {
   readonly seconds: number;
   /** Pin every server to core 0 and dnsperf to core 1 (RECIPES: bimodal for Node; off by default). */
   readonly pin: boolean;
+  /** Peers to start (ceiling, dns2, gdnsd, pdns); default all. */
+  readonly peers?: readonly string[];
   readonly log: (line: string) => void;
 }
 
@@ -166,6 +168,7 @@ export async function runAnswers(fleet: Fleet, options: AnswerOptions): Promise<
       ],
     ];
     for (const [id, start, toTargets] of starters) {
+      if (options.peers && !options.peers.includes(id)) continue;
       try {
         const p = await start();
         peers.push(p);

@@ -3,6 +3,7 @@
 //
 //   npm run bench                      # everything, 3 repeats of 5 s per server
 //   npm run bench -- --reps 1 --seconds 2 --skip probe,sidecar   # a quick look
+//   npm run bench -- --peers ceiling --skip probe,sidecar --out /tmp/ab.json   # A/B against the ceiling
 //   npm run bench -- --pin             # servers on core 0, dnsperf on core 1 (see README: bimodal)
 //
 // Needs (apt): dnsperf squid gdnsd pdns-server pdns-backend-bind, dig; root (squid drops to `proxy`,
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     pin: { type: 'boolean', default: false },
     skip: { type: 'string', default: '' },
     pools: { type: 'string', default: '10,100,1000' },
+    peers: { type: 'string', default: 'ceiling,dns2,gdnsd,pdns' },
     out: { type: 'string' },
   },
 });
@@ -84,7 +86,13 @@ let sidecar: SidecarResult | undefined;
 try {
   if (!skip.has('dns')) {
     log('\n[1] hot answer, proxy.egress.svc A over UDP');
-    answers = await runAnswers(fleet, { reps, seconds, pin: values.pin, log });
+    answers = await runAnswers(fleet, {
+      reps,
+      seconds,
+      pin: values.pin,
+      peers: values.peers.split(','),
+      log,
+    });
   }
   if (!skip.has('probe')) {
     log('\n[2] probe-loop cost, 1 s interval');
