@@ -1,25 +1,15 @@
 // A real recursive resolver in front of the real `dns` binary, as the cluster's CoreDNS is in
-// production: Unbound (apt unbound) with a stub zone for egress.svc pointing at our server. CoreDNS
-// cannot be installed here; Unbound's stub-zone is the same arrangement (forward the zone, cache by
-// TTL, RD=1 from clients). Addresses: origin 127.0.0.10:80, squids 127.0.0.11-12:3128, our server
-// and Unbound on 127.0.0.1 at free ports.
-import { execFile } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+// production: Unbound (test/helpers/unbound.ts) with a stub zone for egress.svc pointing at our
+// server. Addresses: origin 127.0.0.10:80, squids 127.0.0.11-12:3128, our server and Unbound on
+// 127.0.0.1 at free ports.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dig } from '../helpers/dig.js';
 import { type DnsProcess, startDnsServer } from '../helpers/dns-process.js';
-import { waitForPort } from '../helpers/net.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
-import { endGroup, type GroupProcess, spawnGroup } from '../helpers/process.js';
 import { type Squid, type SquidFleet, startSquids } from '../helpers/squid.js';
-import { GiveUp, waitFor } from '../helpers/wait.js';
+import { startUnbound, type Unbound } from '../helpers/unbound.js';
+import { waitFor } from '../helpers/wait.js';
 
-const run = promisify(execFile);
 const TTL_S = 2;
 const PRIMARY = '10.0.0.1';
 const SECONDARY = '10.0.0.2';
@@ -27,65 +17,13 @@ const SECONDARY = '10.0.0.2';
 let origin: Origin;
 let fleet: SquidFleet | undefined;
 let server: DnsProcess | undefined;
-let unbound: GroupProcess | undefined;
-let unboundDir: string | undefined;
+let unbound: Unbound | undefined;
 let resolver: { host: string; port: number };
 
 const direct = () => {
   if (!server) throw new Error('the dns server did not start');
   return server.dnsAddress;
 };
-
-/** A port free for both UDP and TCP on 127.0.0.1 right now (Unbound needs a fixed one). */
-async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const tcp = createServer();
-    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
-    const address = tcp.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    const udp = createSocket('udp4');
-    const udpFree = await new Promise<boolean>((resolve) => {
-      udp.once('error', () => resolve(false));
-      udp.bind(port, '127.0.0.1', () => resolve(true));
-    });
-    udp.close();
-    await new Promise((resolve) => tcp.close(resolve));
-    if (udpFree) return port;
-  }
-  throw new Error('no free port for Unbound');
-}
-
-/** The settings of ../shared/RECIPES.md, plus what keeps it quiet and self-contained in a temp dir. */
-function unboundConfig(dir: string, port: number, stub: { host: string; port: number }): string {
-  return `server:
-  interface: 127.0.0.1
-  port: ${port}
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  module-config: "iterator"
-  domain-insecure: "egress.svc"
-  # Nothing leaves the machine; the stub zone is carved out of the refusal (a local-zone "."
-  # alone also refuses egress.svc, since local zones are consulted before stub zones).
-  local-zone: "." refuse
-  local-zone: "egress.svc." transparent
-  do-ip6: no
-  num-threads: 1
-  username: ""
-  chroot: ""
-  directory: "${dir}"
-  pidfile: "${join(dir, 'unbound.pid')}"
-  use-syslog: no
-  logfile: ""
-  verbosity: 1
-
-remote-control:
-  control-enable: no
-
-stub-zone:
-  name: "egress.svc"
-  stub-addr: ${stub.host}@${stub.port}
-`;
-}
 
 async function answer(at: { host: string; port: number }, name = 'proxy.egress.svc'): Promise<string> {
   const reply = await dig(at, name, 'A');
@@ -131,30 +69,15 @@ beforeAll(async () => {
     what: 'the dns server to answer the primary',
   });
 
-  unboundDir = await mkdtemp(join(tmpdir(), 'ef-unbound-'));
-  const confPath = join(unboundDir, 'unbound.conf');
-  const port = await freePort();
-  resolver = { host: '127.0.0.1', port };
-  await writeFile(confPath, unboundConfig(unboundDir, port, direct()));
-  await run('unbound-checkconf', [confPath]);
-  const proc = spawnGroup('unbound', ['-d', '-c', confPath]);
-  unbound = proc;
-  await waitFor(
-    async () => {
-      if (!proc.running()) throw new GiveUp(`unbound exited: ${proc.output()}`);
-      await waitForPort(resolver.host, resolver.port, 'unbound', 200);
-      return true;
-    },
-    { timeoutMs: 10_000, what: `unbound listening on ${resolver.host}:${resolver.port}` },
-  );
+  unbound = await startUnbound({ stub: direct() });
+  resolver = unbound.address;
 }, 60_000);
 
 afterAll(async () => {
-  if (unbound) await endGroup(unbound, 'SIGTERM', 3_000);
+  await unbound?.stop();
   await server?.dispose();
   await fleet?.stopAll();
   await origin?.close();
-  if (unboundDir) await rm(unboundDir, { recursive: true, force: true });
 }, 30_000);
 
 describe('dig through Unbound (standing in for CoreDNS)', () => {
