@@ -28,8 +28,15 @@ export function statusStrings(service: ServiceSnapshot): string[] {
     ];
     if (selection.mode !== 'healthy') head.push(`mode=${selection.mode}`);
     const reason = pool.lastRound ? clean(pool.lastRound.reason) : 'pending';
-    const failure = pool.lastFailure ? clean(pool.lastFailure.reason) : undefined;
-    const failureAt = pool.lastFailure ? ` last_failure_at=${isoSeconds(pool.lastFailure.at)}` : '';
+    // While the pool is failing, the last failure is the current reason: saying it twice would
+    // only halve the 255 bytes each gets.
+    const history =
+      pool.lastFailure &&
+      !(pool.lastRound && !pool.lastRound.ok && pool.lastRound.reason === pool.lastFailure.reason)
+        ? pool.lastFailure
+        : undefined;
+    const failure = history ? clean(history.reason) : undefined;
+    const failureAt = history ? ` last_failure_at=${isoSeconds(history.at)}` : '';
 
     const fixed = `${head.join(' ')} reason=${failure === undefined ? '' : ` last_failure=${failureAt}`}`;
     const budget = MAX_TXT_STRING_BYTES - fixed.length;

@@ -198,8 +198,18 @@ describe('statusStrings', () => {
     expect(statusStrings(service([pool(), failing]))).toEqual([
       'pool=primary state=healthy selected=yes since=2026-11-25T10:00:00Z reason=ok',
       'pool=secondary state=unhealthy selected=no since=2026-11-25T10:00:00Z ' +
-        'reason="squid_error=ERR_CONNECT_FAIL" last_failure="squid_error=ERR_CONNECT_FAIL" ' +
-        'last_failure_at=2026-11-25T10:00:01Z',
+        'reason="squid_error=ERR_CONNECT_FAIL"',
+    ]);
+  });
+
+  it('keeps the last failure visible after recovery', () => {
+    const recovered = pool({
+      lastRound: { ok: true, reason: 'ok', at: T0 + 9_000, latencyMs: 3 },
+      lastFailure: { reason: 'timeout=1s target=http://a/', at: T0 + 1_500 },
+    });
+    expect(statusStrings(service([recovered]))).toEqual([
+      'pool=primary state=healthy selected=yes since=2026-11-25T10:00:00Z reason=ok ' +
+        'last_failure="timeout=1s target=http://a/" last_failure_at=2026-11-25T10:00:01Z',
     ]);
   });
 
