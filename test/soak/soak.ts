@@ -714,6 +714,12 @@ export class Soak {
     this.#record(final);
     this.#compareResources(baseline, final);
     this.#checkDnsperf(dnsperf);
+    // The checker's own queries: as for dnsperf, 0.1 % (and one, for a short run).
+    if (checker.lost > 1 + this.#answers.total * 0.001)
+      this.#violate(
+        'lost',
+        `the checker got no answer to ${checker.lost} of ${this.#answers.total + checker.lost} queries`,
+      );
     const serving = server.logs().filter((l) => l.msg === 'serving').length;
     if (serving !== 1) this.#violate('restart', `the server logged "serving" ${serving} times`);
 
@@ -919,7 +925,7 @@ export class Soak {
     const next = flipTtl
       ? { ...this.#config, ttl: this.#config.ttl === 5 ? 6 : 5 }
       : { ...this.#config, extra: !this.#config.extra };
-    steps.push({ weight: 0.4, step: this.#reload(next, this.#random() < 0.5 ? 'file' : 'SIGHUP') });
+    steps.push({ weight: 0.6, step: this.#reload(next, this.#random() < 0.5 ? 'file' : 'SIGHUP') });
 
     const total = steps.reduce((n, s) => n + s.weight, 0);
     let r = this.#random() * total;
