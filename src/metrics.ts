@@ -1,5 +1,6 @@
-// Prometheus metrics of the `dns` command. Probe and state metrics are updated from the monitor's
-// events; DNS query counts are plain integers bumped on the answer path and turned into a counter
+// Prometheus metrics of the `dns` command. Probe counters are updated from the monitor's events;
+// pool state and selection are read from the health view at scrape time, so no round pays for
+// them; DNS query counts are plain integers bumped on the answer path and turned into a counter
 // only when scraped, so a query never pays for label lookups.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Outcome, Transport } from './dns/responder.js';
@@ -7,29 +8,46 @@ import type { RoundEvent, TransitionEvent } from './health/monitor.js';
 import type { HealthSnapshot } from './health/select.js';
 import type { HealthState } from './health/state.js';
 
-const TYPE_NAMES: Record<number, string> = { 1: 'A', 2: 'NS', 6: 'SOA', 16: 'TXT', 28: 'AAAA', 255: 'ANY' };
-const RCODE_NAMES: Record<number, string> = {
-  0: 'NOERROR',
-  1: 'FORMERR',
-  2: 'SERVFAIL',
-  3: 'NXDOMAIN',
-  4: 'NOTIMP',
-  5: 'REFUSED',
-  16: 'BADVERS',
-};
+// Query counts live in one flat array indexed by (transport, qtype, rcode): bumping one is an add,
+// with no string built and no map consulted on the answer path.
+const TRANSPORTS: readonly Transport[] = ['udp', 'tcp'];
+const QTYPES = ['A', 'NS', 'SOA', 'TXT', 'AAAA', 'ANY', 'OTHER', 'NONE'] as const;
+const QTYPE_INDEX: Record<number, number> = { 1: 0, 2: 1, 6: 2, 16: 3, 28: 4, 255: 5 };
+const RCODES = [
+  'NOERROR',
+  'FORMERR',
+  'SERVFAIL',
+  'NXDOMAIN',
+  'NOTIMP',
+  'REFUSED',
+  'BADVERS',
+  'OTHER',
+  'DROPPED',
+] as const;
+const RCODE_INDEX: Record<number, number> = { 0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 16: 6 };
+const OTHER_QTYPE = 6;
+const NO_QTYPE = 7;
+const OTHER_RCODE = 7;
+const DROPPED = 8;
+
 const STATES: readonly HealthState[] = ['unknown', 'healthy', 'unhealthy'];
 
 export interface DnsMetrics {
   readonly registry: Registry;
   onRound(event: RoundEvent): void;
   onTransition(event: TransitionEvent): void;
-  onSnapshot(snapshot: HealthSnapshot): void;
   onDnsOutcome(outcome: Outcome, transport: Transport): void;
   /** Config reloads, by result. */
   onReload(ok: boolean): void;
 }
 
-export function createDnsMetrics(options: { processMetrics?: boolean } = {}): DnsMetrics {
+export interface DnsMetricsOptions {
+  readonly processMetrics?: boolean;
+  /** The health view in force, read at each scrape. */
+  readonly snapshot?: () => HealthSnapshot;
+}
+
+export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
   const registry = new Registry();
   if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
 
@@ -52,23 +70,52 @@ export function createDnsMetrics(options: { processMetrics?: boolean } = {}): Dn
     labelNames: ['service', 'pool', 'result'] as const,
     registers: [registry],
   });
-  const state = new Gauge({
+  // Rebuilt from the view at each scrape: modes change label values and a reload can remove
+  // pools, so old series are dropped rather than left at a stale 1.
+  const fromSnapshot = (fill: (snapshot: HealthSnapshot) => void) =>
+    function (this: Gauge) {
+      this.reset();
+      const snapshot = options.snapshot?.();
+      if (snapshot) fill.call(this, snapshot);
+    };
+  new Gauge({
     name: 'egress_pool_state',
     help: '1 for the state the pool is in (unknown, healthy, unhealthy), 0 for the others.',
     labelNames: ['service', 'pool', 'state'] as const,
     registers: [registry],
+    collect: fromSnapshot(function (this: Gauge, snapshot) {
+      for (const service of snapshot.services) {
+        for (const pool of service.pools) {
+          for (const s of STATES)
+            this.set({ service: service.name, pool: pool.name, state: s }, pool.state === s ? 1 : 0);
+        }
+      }
+    }),
   });
-  const selected = new Gauge({
+  new Gauge({
     name: 'egress_pool_selected',
     help: '1 when DNS answers with this pool (all of them under onAllDown: all).',
     labelNames: ['service', 'pool'] as const,
     registers: [registry],
+    collect: fromSnapshot(function (this: Gauge, snapshot) {
+      for (const { name, selection, pools } of snapshot.services) {
+        for (const pool of pools) {
+          const answered = selection.mode === 'all-down-all' || selection.selected === pool.name;
+          this.set({ service: name, pool: pool.name }, answered ? 1 : 0);
+        }
+      }
+    }),
   });
-  const ready = new Gauge({
+  new Gauge({
     name: 'egress_service_ready',
     help: '1 once the service has a verdict; until then DNS answers SERVFAIL for it.',
     labelNames: ['service', 'mode'] as const,
     registers: [registry],
+    collect: fromSnapshot(function (this: Gauge, snapshot) {
+      for (const { name, selection } of snapshot.services) {
+        this.set({ service: name, mode: selection.mode }, selection.ready ? 1 : 0);
+      }
+    }),
   });
   const transitions = new Counter({
     name: 'egress_pool_transitions_total',
@@ -84,7 +131,7 @@ export function createDnsMetrics(options: { processMetrics?: boolean } = {}): Dn
   });
 
   // transport/qtype/rcode -> count; qtypes we do not name are folded into OTHER to bound cardinality.
-  const queryCounts = new Map<string, number>();
+  const queryCounts = new Float64Array(TRANSPORTS.length * QTYPES.length * RCODES.length);
   new Counter({
     name: 'egress_dns_queries_total',
     help: 'DNS messages by transport, query type and response code (rcode DROPPED: not answered).',
@@ -93,14 +140,16 @@ export function createDnsMetrics(options: { processMetrics?: boolean } = {}): Dn
     collect() {
       // The totals live in queryCounts; the counter is rebuilt from them at each scrape.
       this.reset();
-      for (const [key, count] of queryCounts) {
-        const [transport, qtype, rcode] = key.split('/') as [string, string, string];
+      queryCounts.forEach((count, i) => {
+        if (count === 0) return;
+        const transport = TRANSPORTS[Math.floor(i / (QTYPES.length * RCODES.length))] as string;
+        const qtype = QTYPES[Math.floor(i / RCODES.length) % QTYPES.length] as string;
+        const rcode = RCODES[i % RCODES.length] as string;
         this.inc({ transport, qtype, rcode }, count);
-      }
+      });
     },
   });
 
-  let lastSnapshot: HealthSnapshot | undefined;
   return {
     registry,
     onRound({ service, pool, result }) {
@@ -113,30 +162,12 @@ export function createDnsMetrics(options: { processMetrics?: boolean } = {}): Dn
     onTransition({ service, pool, transition }) {
       transitions.inc({ service, pool, from: transition.from, to: transition.to });
     },
-    onSnapshot(snapshot) {
-      if (snapshot === lastSnapshot) return;
-      lastSnapshot = snapshot;
-      // Modes change label values and a reload can remove pools: drop the old series rather than
-      // leave them at a stale 1.
-      ready.reset();
-      state.reset();
-      selected.reset();
-      for (const service of snapshot.services) {
-        ready.set({ service: service.name, mode: service.selection.mode }, service.selection.ready ? 1 : 0);
-        for (const pool of service.pools) {
-          for (const s of STATES)
-            state.set({ service: service.name, pool: pool.name, state: s }, pool.state === s ? 1 : 0);
-          const answered =
-            service.selection.mode === 'all-down-all' || service.selection.selected === pool.name ? 1 : 0;
-          selected.set({ service: service.name, pool: pool.name }, answered);
-        }
-      }
-    },
     onDnsOutcome(outcome, transport) {
-      const qtype = outcome.qtype === undefined ? 'NONE' : (TYPE_NAMES[outcome.qtype] ?? 'OTHER');
-      const rcode = outcome.dropped ? 'DROPPED' : (RCODE_NAMES[outcome.rcode ?? -1] ?? 'OTHER');
-      const key = `${transport}/${qtype}/${rcode}`;
-      queryCounts.set(key, (queryCounts.get(key) ?? 0) + 1);
+      const qtype = outcome.qtype === undefined ? NO_QTYPE : (QTYPE_INDEX[outcome.qtype] ?? OTHER_QTYPE);
+      const rcode = outcome.dropped ? DROPPED : (RCODE_INDEX[outcome.rcode ?? -1] ?? OTHER_RCODE);
+      const t = transport === 'udp' ? 0 : 1;
+      const i = (t * QTYPES.length + qtype) * RCODES.length + rcode;
+      queryCounts[i] = (queryCounts[i] as number) + 1;
     },
     onReload(ok) {
       reloads.inc({ result: ok ? 'ok' : 'failed' });

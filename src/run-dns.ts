@@ -105,7 +105,9 @@ export async function runDns(
   configText: string,
   logger: Logger,
 ): Promise<RunningDns> {
-  const metrics = createDnsMetrics();
+  // Assigned by startMonitor before anything reads it.
+  let monitor!: HealthMonitor;
+  const metrics = createDnsMetrics({ snapshot: () => monitor.current() });
   const healthLog = logger.child({ component: 'health' });
   const configLog = logger.child({ component: 'config' });
   let inForce: { config: DnsConfig; loaded: ConfigInForce } = {
@@ -119,7 +121,6 @@ export async function runDns(
   let view: ZoneView | undefined;
   let responder: Responder | undefined;
   const publish = (current: DnsConfig, snapshot: HealthSnapshot) => {
-    metrics.onSnapshot(snapshot);
     const candidate = zoneViewOf(current, snapshot, serial);
     if (view && sameView(candidate, view)) return;
     if (view && !sameAnswers(candidate, view)) serial = Math.max(serial + 1, Math.floor(Date.now() / 1000));
@@ -127,8 +128,6 @@ export async function runDns(
     responder?.setView(view);
   };
 
-  // Assigned by startMonitor before anything reads it.
-  let monitor!: HealthMonitor;
   const startMonitor = (current: DnsConfig, previous?: CarriedState) => {
     const created = new HealthMonitor({
       services: current.services,

@@ -61,6 +61,11 @@ export interface MonitorOptions {
   readonly resolveRefreshMs?: number;
   /** How long past `timeout` a round may run before the monitor gives up on it. Default 250 ms. */
   readonly abortSlackMs?: number;
+  /**
+   * A round that changes no pool's state is published within this (default 250 ms), together with
+   * any others that finish meanwhile; a state change is published at once. Default 250 ms.
+   */
+  readonly detailPublishMs?: number;
   /** First rounds start at a random point within this (capped at 10% of interval). Default 100 ms. */
   readonly firstRoundSpreadMs?: number;
   readonly random?: () => number;
@@ -93,7 +98,10 @@ export class HealthMonitor {
   readonly #runners: Runner[];
   readonly #selections = new Map<string, Selection>();
   readonly #subscribers = new Set<(snapshot: HealthSnapshot) => void>();
+  readonly #runnersByService: Map<ServiceConfig, Runner[]>;
   #snapshot: HealthSnapshot;
+  /** A publication of round details waiting to be batched with others. */
+  #pending: ReturnType<typeof setTimeout> | undefined;
   #started = false;
   #stopped = false;
 
@@ -136,6 +144,12 @@ export class HealthMonitor {
         return runner;
       }),
     );
+    this.#runnersByService = new Map(
+      options.services.map((service) => [
+        service,
+        this.#runners.filter((runner) => runner.service === service),
+      ]),
+    );
     this.#snapshot = this.#build();
   }
 
@@ -156,6 +170,7 @@ export class HealthMonitor {
   /** Clears every timer and aborts in-flight rounds; resolves once no round is running. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    clearTimeout(this.#pending);
     for (const runner of this.#runners) {
       clearTimeout(runner.timer);
       runner.timer = undefined;
@@ -240,7 +255,7 @@ export class HealthMonitor {
       const transition = step.transition;
       safely(this.#options.logger, () => this.#options.onTransition?.({ ...where, transition }));
     }
-    this.#publish();
+    this.#publish(step.transition !== undefined);
     this.#schedule(runner, this.#delay(runner));
   }
 
@@ -252,8 +267,20 @@ export class HealthMonitor {
     return Math.round(base * (1 + (this.#random() - 0.5) * 0.1));
   }
 
-  #publish(): void {
+  // Every publication rebuilds the view of every pool and every subscriber's derived views, so with
+  // many pools publishing per round would cost pools x rounds. State changes, which move DNS
+  // answers, go out at once; rounds that only refresh details (latency, reason) are batched.
+  #publish(urgent = true): void {
     if (this.#stopped) return;
+    if (!urgent) {
+      this.#pending ??= setTimeout(() => {
+        this.#pending = undefined;
+        this.#publish();
+      }, this.#options.detailPublishMs ?? 250);
+      return;
+    }
+    clearTimeout(this.#pending);
+    this.#pending = undefined;
     this.#snapshot = this.#build();
     const snapshot = this.#snapshot;
     for (const subscriber of this.#subscribers) safely(this.#options.logger, () => subscriber(snapshot));
@@ -262,28 +289,26 @@ export class HealthMonitor {
   #build(): HealthSnapshot {
     const now = this.#now();
     const services = this.#options.services.map((service): ServiceSnapshot => {
-      const pools = this.#runners
-        .filter((runner) => runner.service === service)
-        .map((runner): PoolSnapshot => {
-          const { health } = runner;
-          const addresses = runner.addresses.current();
-          return {
-            name: runner.pool.name,
-            proxy: this.#redact(runner.pool.proxy),
-            addresses: addresses.addresses,
-            addressSource: addresses.source,
-            resolveError: addresses.resolveError,
-            state: health.state,
-            since: health.since,
-            inTransition: inTransition(health),
-            passes: health.passes,
-            failures: health.failures,
-            lastRound: health.lastRound,
-            lastFailure: health.lastFailure,
-            lastTransition: health.lastTransition,
-            transitions: health.transitions,
-          };
-        });
+      const pools = (this.#runnersByService.get(service) ?? []).map((runner): PoolSnapshot => {
+        const { health } = runner;
+        const addresses = runner.addresses.current();
+        return {
+          name: runner.pool.name,
+          proxy: this.#redact(runner.pool.proxy),
+          addresses: addresses.addresses,
+          addressSource: addresses.source,
+          resolveError: addresses.resolveError,
+          state: health.state,
+          since: health.since,
+          inTransition: inTransition(health),
+          passes: health.passes,
+          failures: health.failures,
+          lastRound: health.lastRound,
+          lastFailure: health.lastFailure,
+          lastTransition: health.lastTransition,
+          transitions: health.transitions,
+        };
+      });
       const selection = select(pools, service.onAllDown, this.#selections.get(service.name), now);
       this.#selections.set(service.name, selection);
       return { name: service.name, onAllDown: service.onAllDown, selection, pools };

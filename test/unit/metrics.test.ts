@@ -71,9 +71,9 @@ describe('dns metrics', () => {
     );
   });
 
-  it('show pool state, the selected pool, readiness and transitions; stale series go away', async () => {
-    const metrics = createDnsMetrics({ processMetrics: false });
-    metrics.onSnapshot(snapshot('secondary', 'healthy'));
+  it('show pool state, the selected pool and readiness from the view in force; stale series go away', async () => {
+    let view = snapshot('secondary', 'healthy');
+    const metrics = createDnsMetrics({ processMetrics: false, snapshot: () => view });
     metrics.onTransition({
       service: 'proxy',
       pool: 'primary',
@@ -89,7 +89,7 @@ describe('dns metrics', () => {
       'egress_pool_transitions_total{service="proxy",pool="primary",from="healthy",to="unhealthy"} 1',
     );
 
-    metrics.onSnapshot(snapshot(undefined, 'all-down-all'));
+    view = snapshot(undefined, 'all-down-all');
     text = await lines(metrics);
     expect(text).toContain('egress_service_ready{service="proxy",mode="all-down-all"} 1');
     expect(text.some((l) => l.includes('mode="healthy"'))).toBe(false);
