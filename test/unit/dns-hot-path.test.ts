@@ -5,9 +5,9 @@
 // what the general path (decode, encodeFresh, assembleReply) gives for the same question and view.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeFresh, type Outcome, Responder } from '../src/dns/responder.js';
-import { assembleReply, decodeQuery, headerOnlyReply, TYPE, udpLimit } from '../src/dns/wire.js';
-import type { ZoneView } from '../src/dns/zone-view.js';
+import { encodeFresh, type Outcome, Responder } from '../../src/dns/responder.js';
+import { assembleReply, decodeQuery, headerOnlyReply, TYPE, udpLimit } from '../../src/dns/wire.js';
+import type { ZoneView } from '../../src/dns/zone-view.js';
 
 const zone: ZoneView = {
   zone: 'egress.svc',
