@@ -10,7 +10,6 @@ import { configLoadError, EXIT, isOperatorError, type OperatorError } from './er
 import { probeRound } from './health/probe.js';
 import { createLogger, type Logger } from './log.js';
 import { redactUrl } from './redact.js';
-import { runDns } from './run-dns.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -51,6 +50,9 @@ async function run(command: Command): Promise<number> {
       return probeOnce(command);
     case 'dns': {
       const config = startable(command.configPath, await loadDnsConfig(command.configPath));
+      // Each command loads only its own modules: the sidecar, in every Squid pod, never pays for the
+      // DNS server's, nor the DNS server for the sidecar's.
+      const { runDns } = await import('./run-dns.js');
       const logger = createLogger({ level: command.logLevel });
       const running = await runDns(config.config, command.configPath, config.text, logger);
       return serveUntilSignalled(
@@ -63,8 +65,15 @@ async function run(command: Command): Promise<number> {
       const config = startable(command.configPath, await loadSidecarConfig(command.configPath));
       const { runSidecar } = await import('./sidecar/run.js');
       const logger = createLogger({ level: command.logLevel });
-      const running = await runSidecar(config.config, logger);
-      return serveUntilSignalled(logger, () => running.stop());
+      const running = await runSidecar(config.config, logger, {
+        file: command.configPath,
+        text: config.text,
+      });
+      return serveUntilSignalled(
+        logger,
+        () => running.stop(),
+        () => running.reload(),
+      );
     }
   }
 }

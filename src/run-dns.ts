@@ -1,9 +1,8 @@
 // Wiring of the `dns` command: monitor -> zone view -> responder -> UDP/TCP, and the HTTP endpoints.
 // Every decision lives in the modules it wires; this file only connects them and owns their lifetimes.
-import { createHash } from 'node:crypto';
-import { type Stats, unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
 import { loadDnsConfig } from './config/load.js';
+import { movedListenAddresses, startReloader } from './config/reloader.js';
 import type { DnsConfig, ListenAddress } from './config/schema.js';
 import { Responder } from './dns/responder.js';
 import { DnsServer } from './dns/server.js';
@@ -11,9 +10,9 @@ import type { ServiceView, ZoneView } from './dns/zone-view.js';
 import { bindError, formatAddress } from './errors.js';
 import { type CarriedState, HealthMonitor, type RunRound } from './health/monitor.js';
 import { probeRound } from './health/probe.js';
-import type { HealthSnapshot } from './health/select.js';
+import type { HealthSnapshot, ServiceSnapshot } from './health/select.js';
 import { statusStrings } from './health/status-text.js';
-import { type ConfigInForce, dnsRoute } from './http/routes.js';
+import { dnsRoute } from './http/routes.js';
 import { HttpServer } from './http/server.js';
 import { createDnsMetrics } from './metrics.js';
 import { redactUrl } from './redact.js';
@@ -37,24 +36,36 @@ const runRound: RunRound = (pool, signal) =>
     signal,
   });
 
-/** What DNS needs from the health view; pools' reasons and times reach it only through _status. */
-export function zoneViewOf(config: DnsConfig, snapshot: HealthSnapshot, serial: number): ZoneView {
-  const services = new Map<string, ServiceView>();
-  for (const service of snapshot.services) {
+// The monitor hands the same ServiceSnapshot object again while none of the service's pools
+// changed, so a publication derives views (and _status strings) only for the services that did.
+const serviceViews = new WeakMap<ServiceSnapshot, ServiceView>();
+
+function serviceViewOf(service: ServiceSnapshot): ServiceView {
+  let view = serviceViews.get(service);
+  if (!view) {
     const { selection } = service;
-    services.set(service.name, {
+    view = {
       name: service.name,
       // An empty set is SERVFAIL: pending, or every pool down under onAllDown: servfail.
       addresses: selection.ready && selection.addresses.length > 0 ? selection.addresses : undefined,
       status: statusStrings(service),
-    });
+    };
+    serviceViews.set(service, view);
   }
+  return view;
+}
+
+/** What DNS needs from the health view; pools' reasons and times reach it only through _status. */
+export function zoneViewOf(config: DnsConfig, snapshot: HealthSnapshot, serial: number): ZoneView {
+  const services = new Map<string, ServiceView>();
+  for (const service of snapshot.services) services.set(service.name, serviceViewOf(service));
   return { zone: config.dns.zone, nameserver: config.dns.nameserver, ttl: config.dns.ttl, serial, services };
 }
 
 function sameAnswers(a: ZoneView, b: ZoneView): boolean {
   for (const [name, service] of a.services) {
     const other = b.services.get(name);
+    if (other === service) continue;
     if (!other || String(service.addresses) !== String(other.addresses)) return false;
   }
   return a.services.size === b.services.size;
@@ -63,7 +74,8 @@ function sameAnswers(a: ZoneView, b: ZoneView): boolean {
 function sameView(a: ZoneView, b: ZoneView): boolean {
   if (!sameAnswers(a, b)) return false;
   for (const [name, service] of a.services) {
-    if (String(service.status) !== String(b.services.get(name)?.status)) return false;
+    const other = b.services.get(name);
+    if (other !== service && String(service.status) !== String(other?.status)) return false;
   }
   return true;
 }
@@ -77,27 +89,13 @@ async function bind<T>(key: string, listen: ListenAddress, start: () => Promise<
   }
 }
 
-const hashOf = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12);
-
 /** Listen addresses are bound once: a reload that moves one is refused, with the reason. */
 function listenChanges(before: DnsConfig, after: DnsConfig): string[] {
-  const changes: string[] = [];
-  const pairs = [
-    ['dns.listen', before.dns.listen, after.dns.listen],
-    ['http.listen', before.http.listen, after.http.listen],
-  ] as const;
-  for (const [key, was, now] of pairs) {
-    if (formatAddress(was) !== formatAddress(now)) {
-      changes.push(
-        `${key}: changed from ${formatAddress(was)} to ${formatAddress(now)}; listen addresses change only on a restart`,
-      );
-    }
-  }
-  return changes;
+  return movedListenAddresses([
+    ['dns.listen', formatAddress(before.dns.listen), formatAddress(after.dns.listen)],
+    ['http.listen', formatAddress(before.http.listen), formatAddress(after.http.listen)],
+  ]);
 }
-
-/** How often the config file is checked for a change (the kubelet's ConfigMap swap included). */
-const CONFIG_POLL_MS = 1_000;
 
 export async function runDns(
   config: DnsConfig,
@@ -110,10 +108,7 @@ export async function runDns(
   const metrics = createDnsMetrics({ snapshot: () => monitor.current() });
   const healthLog = logger.child({ component: 'health' });
   const configLog = logger.child({ component: 'config' });
-  let inForce: { config: DnsConfig; loaded: ConfigInForce } = {
-    config,
-    loaded: { file: configFile, hash: hashOf(configText), loadedAt: Date.now() },
-  };
+  let inForce = config;
 
   // The SOA serial only moves when an answer changes, and starts from the clock so that a restart
   // never makes it go backwards.
@@ -169,7 +164,7 @@ export async function runDns(
             body: await metrics.registry.metrics(),
           };
         }
-        return dnsRoute(path, monitor.current(), inForce.loaded);
+        return dnsRoute(path, monitor.current(), { file: configFile, ...reloader.inForce });
       }),
     );
   } catch (err) {
@@ -177,6 +172,28 @@ export async function runDns(
     throw err;
   }
   monitor.start();
+
+  // Created before the next await, so no HTTP request can find it missing.
+  /**
+   * The old monitor stops first (so no pool is ever probed by two loops) and hands its pools' state
+   * to the new one: unchanged pools keep their state and history, added ones start unknown and are
+   * probed at once. The responder keeps answering from the old view until the new one is published,
+   * so no query goes unanswered.
+   */
+  const reloader = startReloader({
+    file: configFile,
+    text: configText,
+    load: loadDnsConfig,
+    refuse: (next) => listenChanges(inForce, next),
+    apply: async (next) => {
+      const old = monitor;
+      await old.stop();
+      inForce = next;
+      startMonitor(next, old.carryOver()).start();
+    },
+    log: configLog,
+    onResult: metrics.onReload,
+  });
   logger.info(
     {
       component: 'main',
@@ -184,70 +201,17 @@ export async function runDns(
       http: formatAddress(http.address),
       zone: config.dns.zone,
       config: configFile,
-      config_hash: inForce.loaded.hash,
+      config_hash: reloader.inForce.hash,
     },
     'serving',
   );
 
-  /**
-   * A new config is validated whole before anything changes. The old monitor stops first (so no
-   * pool is ever probed by two loops) and hands its pools' state to the new one: unchanged pools
-   * keep their state and history, added ones start unknown and are probed at once. The responder
-   * keeps answering from the old view until the new one is published, so no query goes unanswered.
-   */
-  const reloadOnce = async (trigger: 'SIGHUP' | 'file') => {
-    const next = await loadDnsConfig(configFile);
-    if (!next.ok) {
-      metrics.onReload(false);
-      configLog.error(
-        { trigger, errors: next.errors, config_hash: inForce.loaded.hash },
-        'config reload refused: the config in force keeps serving',
-      );
-      return;
-    }
-    const hash = hashOf(next.text);
-    if (hash === inForce.loaded.hash) return;
-    const refused = listenChanges(inForce.config, next.config);
-    if (refused.length > 0) {
-      metrics.onReload(false);
-      configLog.error(
-        { trigger, errors: refused, config_hash: inForce.loaded.hash },
-        'config reload refused: the config in force keeps serving',
-      );
-      return;
-    }
-    const old = monitor;
-    await old.stop();
-    inForce = { config: next.config, loaded: { file: configFile, hash, loadedAt: Date.now() } };
-    startMonitor(next.config, old.carryOver()).start();
-    metrics.onReload(true);
-    configLog.info({ trigger, config_hash: hash }, 'config reloaded');
-  };
-  // Reloads run one after another: a burst of SIGHUPs and file changes never interleaves two.
-  let reloading = Promise.resolve();
-  const reload = (trigger: 'SIGHUP' | 'file') => {
-    reloading = reloading
-      .then(() => reloadOnce(trigger))
-      .catch((err: unknown) => {
-        configLog.error({ err, trigger }, 'config reload failed: the config in force keeps serving');
-      });
-    return reloading;
-  };
-  // Polling stat follows the symlinks a mounted ConfigMap is made of, so the kubelet's swap of
-  // `..data` shows as a new inode; fs.watch would keep watching the unlinked old file.
-  const onFileChange = (now: Stats, before: Stats) => {
-    if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size)
-      void reload('file');
-  };
-  watchFile(configFile, { interval: CONFIG_POLL_MS, persistent: false }, onFileChange);
-
   return {
     dnsAddress: dns.address,
     httpAddress: http.address,
-    reload: () => reload('SIGHUP'),
+    reload: () => reloader.reload('SIGHUP'),
     async stop() {
-      unwatchFile(configFile, onFileChange);
-      await reloading;
+      await reloader.stop();
       await Promise.all([dns.close(), http.close(), monitor.stop()]);
     },
   };

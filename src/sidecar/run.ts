@@ -4,6 +4,8 @@
 // last state at once. Decisions live in verdict.ts and routes.ts; this file owns sockets and timers.
 import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { loadSidecarConfig } from '../config/load.js';
+import { movedListenAddresses, startReloader } from '../config/reloader.js';
 import type { SidecarConfig } from '../config/schema.js';
 import { bindError, formatAddress } from '../errors.js';
 import { answersHttp, probeRound } from '../health/probe.js';
@@ -25,6 +27,8 @@ import {
 
 export interface RunningSidecar {
   readonly address: { host: string; port: number };
+  /** Re-reads the config file and applies it if valid and changed (SIGHUP). */
+  reload(): Promise<void>;
   /** Stops accepting, ends the loop (aborting a round in flight) and waits for both. */
   stop(): Promise<void>;
 }
@@ -36,7 +40,8 @@ const NO_DIRECT_WARN_EVERY_MS = 10 * 60_000;
 
 const STATES: readonly HealthState[] = ['unknown', 'healthy', 'unhealthy'];
 
-function createMetrics(config: SidecarConfig) {
+/** `config` is read at each round, so a reloaded config's liveness mode shows at once. */
+function createMetrics(config: () => SidecarConfig) {
   const registry = new Registry();
   // Process memory and event-loop lag matter here: this runs in every Squid pod.
   collectDefaultMetrics({ register: registry });
@@ -93,7 +98,7 @@ function createMetrics(config: SidecarConfig) {
       const { deep, attributed, shallow, lastAttribution, directEverOk } = step.state;
       rounds.inc({ check: 'deep', result: evidence.proxy.ok ? 'pass' : 'fail' });
       rounds.inc({ check: 'shallow', result: shallow?.ok ? 'pass' : 'fail' });
-      if (config.liveness === 'attributed') {
+      if (config().liveness === 'attributed') {
         rounds.inc({ check: 'attributed', result: lastAttribution?.ok ? 'pass' : 'fail' });
         directEver.set(directEverOk ? 1 : 0);
       }
@@ -105,7 +110,7 @@ function createMetrics(config: SidecarConfig) {
       endpoint.set({ endpoint: 'readyz' }, deep.state === 'healthy' ? 1 : 0);
       endpoint.set(
         { endpoint: 'health' },
-        healthVerdict(step.state, config.liveness, config.probe).ok ? 1 : 0,
+        healthVerdict(step.state, config().liveness, config().probe).ok ? 1 : 0,
       );
     },
   };
@@ -128,8 +133,10 @@ class SidecarLoop {
     private readonly config: SidecarConfig,
     private readonly log: Logger,
     private readonly onStep: (step: SidecarStep, evidence: RoundEvidence) => void,
+    /** A reload carries the verdicts over: /readyz and /health never flap because the file changed. */
+    carried?: SidecarState,
   ) {
-    this.state = initialSidecarState(Date.now());
+    this.state = carried ?? initialSidecarState(Date.now());
   }
 
   start(): void {
@@ -245,10 +252,16 @@ class SidecarLoop {
  * traffic), then the loop. A bind failure rejects with src/errors.ts bindError (an OperatorError
  * naming `sidecar.listen`, exit code 2), which the caller prints as it is.
  */
-export async function runSidecar(config: SidecarConfig, logger: Logger): Promise<RunningSidecar> {
+export async function runSidecar(
+  config: SidecarConfig,
+  logger: Logger,
+  /** The file the config came from: watched, and re-read on reload(). */
+  source?: { readonly file: string; readonly text: string },
+): Promise<RunningSidecar> {
   const log = logger.child({ component: 'sidecar' });
-  const metrics = createMetrics(config);
-  const loop = new SidecarLoop(config, log, metrics.onStep);
+  let inForce = config;
+  const metrics = createMetrics(() => inForce);
+  let loop = new SidecarLoop(config, log, metrics.onStep);
 
   let http: HttpServer;
   try {
@@ -260,7 +273,7 @@ export async function runSidecar(config: SidecarConfig, logger: Logger): Promise
           body: await metrics.registry.metrics(),
         };
       }
-      const reply = sidecarRoute(path, loop.state, config.liveness, config.probe);
+      const reply = sidecarRoute(path, loop.state, inForce.liveness, inForce.probe);
       return reply && json(reply.status, reply.body);
     });
   } catch (err) {
@@ -278,9 +291,29 @@ export async function runSidecar(config: SidecarConfig, logger: Logger): Promise
     'serving',
   );
 
+  const reloader =
+    source &&
+    startReloader({
+      file: source.file,
+      text: source.text,
+      load: loadSidecarConfig,
+      refuse: (next) =>
+        movedListenAddresses([['sidecar.listen', formatAddress(inForce.listen), formatAddress(next.listen)]]),
+      apply: async (next) => {
+        const old = loop;
+        await old.stop();
+        inForce = next;
+        loop = new SidecarLoop(next, log, metrics.onStep, old.state);
+        loop.start();
+      },
+      log: logger.child({ component: 'config' }),
+    });
+
   return {
     address,
+    reload: async () => reloader?.reload('SIGHUP'),
     async stop() {
+      await reloader?.stop();
       await Promise.all([http.close(), loop.stop()]);
     },
   };

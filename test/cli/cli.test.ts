@@ -183,6 +183,36 @@ describe('sidecar', () => {
   });
 });
 
+describe('sidecar reload', () => {
+  it('follows its config file and SIGHUP; refuses an invalid one and keeps serving', async () => {
+    const sidecarConfig = (liveness: string) =>
+      `sidecar:\n  listen: 127.0.0.31:15397\n  proxy: http://127.0.0.30:3128\n  targets: [http://127.0.0.30/]\n  interval: 1s\n  timeout: 200ms\n  liveness: ${liveness}\n`;
+    const file = configFile('sidecar.yaml', sidecarConfig('deep'));
+    const sidecar = start(['sidecar', '--config', file]);
+    const mode = async () => {
+      const res = await fetch('http://127.0.0.31:15397/health');
+      return ((await res.json()) as { mode: string }).mode;
+    };
+    await waitFor(async () => (await mode()) === 'deep', {
+      what: `the sidecar serving\n${sidecar.output()}`,
+    });
+
+    writeFileSync(file, sidecarConfig('shallow'));
+    await waitFor(async () => (await mode()) === 'shallow', { what: 'the file change applied' });
+
+    writeFileSync(file, 'sidecar:\n  liveness: shallow\n');
+    await waitFor(() => sidecar.output().includes('config reload refused'), { what: 'the refusal logged' });
+    expect(sidecar.output()).toContain('sidecar.targets: required');
+    expect(await mode()).toBe('shallow');
+
+    writeFileSync(file, sidecarConfig('attributed'));
+    sidecar.child.kill('SIGHUP');
+    await waitFor(async () => (await mode()) === 'attributed', { what: 'the SIGHUP reload applied' });
+    sidecar.child.kill('SIGTERM');
+    expect(await sidecar.exit).toBe(0);
+  });
+});
+
 describe('probe', () => {
   it('a proxy that is not there: the verdict and the reason, exit 1', async () => {
     const ran = await runBin([
