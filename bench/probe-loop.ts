@@ -45,7 +45,8 @@ export interface ProbeLoopResult {
 
 const INTERVAL_MS = 1_000;
 
-function config(fleet: Fleet, pools: number, via: 'squids' | 'direct') {
+/** The bench's config: `pools` pools in services of ten, through the Squids or the origin itself. */
+export function probeLoopConfig(fleet: Fleet, pools: number, via: 'squids' | 'direct') {
   const proxies =
     via === 'direct'
       ? [`http://${fleet.origin.host}:${fleet.origin.port}`]
@@ -104,7 +105,7 @@ async function measureLoop(
   via: 'squids' | 'direct',
   windowSeconds: number,
 ): Promise<ProbeLoopResult> {
-  const server = await startDnsServer(config(fleet, pools, via), { startTimeoutMs: 20_000 });
+  const server = await startDnsServer(probeLoopConfig(fleet, pools, via), { startTimeoutMs: 20_000 });
   try {
     // Warm-up: every pool through its first rounds (first rounds are spread over 100 ms).
     await waitFor(async () => (await counters(server)).pass >= pools * 2, {

@@ -86,6 +86,8 @@ interface Runner {
   timer: NodeJS.Timeout | undefined;
   controller: AbortController | undefined;
   inFlight: Promise<void> | undefined;
+  /** The pool's part of the last view; undefined once its health or addresses changed since. */
+  snapshot: PoolSnapshot | undefined;
 }
 
 class RoundAbandoned extends Error {}
@@ -99,6 +101,8 @@ export class HealthMonitor {
   readonly #selections = new Map<string, Selection>();
   readonly #subscribers = new Set<(snapshot: HealthSnapshot) => void>();
   readonly #runnersByService: Map<ServiceConfig, Runner[]>;
+  /** Each service's part of the last view, reused by the next one while none of its pools changed. */
+  readonly #serviceSnapshots = new Map<ServiceConfig, ServiceSnapshot>();
   #snapshot: HealthSnapshot;
   /** A publication of round details waiting to be batched with others. */
   #pending: ReturnType<typeof setTimeout> | undefined;
@@ -123,6 +127,7 @@ export class HealthMonitor {
           timer: undefined,
           controller: undefined,
           inFlight: undefined,
+          snapshot: undefined,
           addresses: new PoolAddresses(pool, {
             lookup: options.lookup,
             refreshMs: options.resolveRefreshMs,
@@ -137,6 +142,7 @@ export class HealthMonitor {
               } else {
                 this.#options.logger.info({ ...where, addresses: state.addresses }, 'proxy host resolved');
               }
+              this.#changed(runner);
               this.#publish();
             },
           }),
@@ -247,6 +253,7 @@ export class HealthMonitor {
 
     const step = next(runner.health, result, this.#now(), pool.probe);
     runner.health = step.health;
+    this.#changed(runner);
     const where = { service: service.name, pool: pool.name };
     safely(this.#options.logger, () => this.#options.onRound?.({ ...where, result, health: step.health }));
     if (step.transition) {
@@ -267,9 +274,16 @@ export class HealthMonitor {
     return Math.round(base * (1 + (this.#random() - 0.5) * 0.1));
   }
 
-  // Every publication rebuilds the view of every pool and every subscriber's derived views, so with
-  // many pools publishing per round would cost pools x rounds. State changes, which move DNS
-  // answers, go out at once; rounds that only refresh details (latency, reason) are batched.
+  #changed(runner: Runner): void {
+    runner.snapshot = undefined;
+    this.#serviceSnapshots.delete(runner.service);
+  }
+
+  // A publication rebuilds only the services whose pools changed (subscribers may rely on that:
+  // an unchanged service is the same object), but still walks every service and wakes every
+  // subscriber, so with many pools publishing per round would cost pools x rounds. State changes,
+  // which move DNS answers, go out at once; rounds that only refresh details (latency, reason)
+  // are batched.
   #publish(urgent = true): void {
     if (this.#stopped) return;
     if (!urgent) {
@@ -289,10 +303,13 @@ export class HealthMonitor {
   #build(): HealthSnapshot {
     const now = this.#now();
     const services = this.#options.services.map((service): ServiceSnapshot => {
+      const cached = this.#serviceSnapshots.get(service);
+      if (cached) return cached;
       const pools = (this.#runnersByService.get(service) ?? []).map((runner): PoolSnapshot => {
+        if (runner.snapshot) return runner.snapshot;
         const { health } = runner;
         const addresses = runner.addresses.current();
-        return {
+        runner.snapshot = deepFreeze({
           name: runner.pool.name,
           proxy: this.#redact(runner.pool.proxy),
           addresses: addresses.addresses,
@@ -307,11 +324,16 @@ export class HealthMonitor {
           lastFailure: health.lastFailure,
           lastTransition: health.lastTransition,
           transitions: health.transitions,
-        };
+        });
+        return runner.snapshot;
       });
+      // With none of its pools changed, select() would give the previous selection again (its
+      // `since` moves only with mode or pool), which is why an unchanged service can be reused.
       const selection = select(pools, service.onAllDown, this.#selections.get(service.name), now);
       this.#selections.set(service.name, selection);
-      return { name: service.name, onAllDown: service.onAllDown, selection, pools };
+      const built = deepFreeze({ name: service.name, onAllDown: service.onAllDown, selection, pools });
+      this.#serviceSnapshots.set(service, built);
+      return built;
     });
     return deepFreeze({ at: now, ready: services.every((s) => s.selection.ready), services });
   }
