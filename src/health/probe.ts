@@ -1,26 +1,26 @@
-// Edge: one deep check round through a proxy (or directly), with undici; and the shallow "does the
-// proxy answer HTTP at all" check. Decisions on the outcome are in verdict.ts.
+// Edge: one deep check round through a proxy (or directly), with node:http; and the shallow "does
+// the proxy answer HTTP at all" check. Decisions on the outcome are in verdict.ts.
 //
 // How requests travel (what Squid's access.log shows):
 // - http:// targets: an absolute-form `GET http://host/path HTTP/1.1` sent to the proxy, never a
-//   CONNECT tunnel, which a stock Squid refuses for port 80. This is what undici's
-//   ProxyAgent({ proxyTunnel: false }) does for http targets too (its Http1ProxyWrapper).
+//   CONNECT tunnel, which a stock Squid refuses for port 80 (undici's ProxyAgent with
+//   proxyTunnel: false sends the same).
 // - https:// targets: `CONNECT host:443` to the proxy, then TLS to the target inside the tunnel.
-//   ProxyAgent would do the same, but on a refused CONNECT it throws "Proxy response (503) !== 200"
-//   and drops the response headers, losing X-Squid-Error; so the tunnel is opened here with
-//   undici's Client#connect, which hands back status, headers and socket.
+//   A refused CONNECT keeps its status and headers (node:http's 'connect' event hands both over),
+//   so X-Squid-Error is reported, where undici's ProxyAgent would throw "Proxy response (503) !==
+//   200" and drop the headers.
 // - Proxy-Authorization (from user:pass in the proxy URL) goes to the proxy only, never into
 //   the tunnel; reasons carry no URL, and redactUrl() is for anyone who logs one.
 //
-// State: none. Every round opens fresh connections and destroys them (and its one timer) before it
-// returns, so a hung proxy cannot pin sockets across rounds and there is nothing to close. A fresh
-// connection per round is also what a health check should measure: a pooled keep-alive socket
-// would hide a proxy that no longer accepts connections. The cost is one TCP (+TLS) handshake per
-// target per round, negligible at probe intervals of seconds.
+// State: none but cached TLS contexts. Every round opens fresh connections and destroys them (and
+// its one timer) before it returns, so a hung proxy cannot pin sockets across rounds and there is
+// nothing to close. A fresh connection per round is also what a health check should measure: a
+// pooled keep-alive socket would hide a proxy that no longer accepts connections. The cost is one
+// TCP (+TLS) handshake per target per round, negligible at probe intervals of seconds.
+import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createSecureContext, rootCertificates, type SecureContext, connect as tlsConnect } from 'node:tls';
-import { Client, type Dispatcher } from 'undici';
 import { formatDuration } from '../config/duration.js';
 import type { StatusRange } from '../config/schema.js';
 import { type RoundResult, roundVerdict, type TargetResult } from './verdict.js';
@@ -107,7 +107,7 @@ export async function answersHttp(
       else if (head.length >= 12 || head.includes('\n')) finish(false, 'error=not_http');
     });
     socket.once('end', () => finish(false, 'connection_closed'));
-    socket.once('error', (err) => finish(false, errorReason(err, 'proxy', timeoutMs)));
+    socket.once('error', (err) => finish(false, errorReason(err, 'proxy')));
   });
 }
 
@@ -118,31 +118,26 @@ type Phase = 'proxy' | 'tls' | 'direct';
 /** Where an attempt is and what it holds, so a timeout can report the phase and free everything. */
 class Attempt {
   phase: Phase = 'proxy';
-  private readonly clients: Dispatcher[] = [];
-  private readonly sockets: Socket[] = [];
-
+  private readonly held: { destroy(): unknown }[] = [];
   private destroyed = false;
 
   // The attempt may still be running when the deadline wins the race; whatever it acquires after
-  // destroy() (a tunnel that opened a moment too late) is destroyed on arrival.
-  client(client: Client): Client {
-    this.clients.push(client);
-    if (this.destroyed) client.destroy().catch(() => undefined);
-    return client;
+  // destroy() (a tunnel that opened a moment too late) is destroyed on arrival. Errors a destroyed
+  // socket or request emits later go to a no-op listener rather than crash the process.
+  hold<T extends { destroy(): unknown; on(event: 'error', listener: () => void): unknown }>(thing: T): T {
+    thing.on('error', ignore);
+    this.held.push(thing);
+    if (this.destroyed) thing.destroy();
+    return thing;
   }
 
-  socket<S extends Socket>(socket: S): S {
-    this.sockets.push(socket);
-    if (this.destroyed) socket.destroy();
-    return socket;
-  }
-
-  async destroy(): Promise<void> {
+  destroy(): void {
     this.destroyed = true;
-    for (const socket of this.sockets) socket.destroy();
-    await Promise.all(this.clients.map((c) => c.destroy().catch(() => undefined)));
+    for (const thing of this.held) thing.destroy();
   }
 }
+
+const ignore = () => undefined;
 
 /** One timer per round; aborts every target's attempt at the deadline or on the caller's signal. */
 class RoundDeadline {
@@ -219,10 +214,9 @@ async function probeTarget(
     latencyMs: Math.round(performance.now() - started),
   });
   try {
-    // undici settles a request whose connect is still pending only when that connect ends, so
-    // the deadline is raced here rather than trusted to the signal alone; destroy() below then
-    // ends whatever the attempt still holds.
-    const outcome = await Promise.race([fetchStatus(target, options, round.signal, attempt), round.stopped]);
+    // The round's one timer bounds every phase (connect, CONNECT, TLS, headers, body): the fetch is
+    // raced against it, and destroy() below then ends whatever the attempt still holds.
+    const outcome = await Promise.race([fetchStatus(target, options, attempt), round.stopped]);
     if (outcome instanceof ProbeAborted) return result(false, outcome.reason);
     const verdict = judge(outcome, options.expectStatus);
     return result(verdict.ok, verdict.reason, outcome.status);
@@ -232,106 +226,135 @@ async function probeTarget(
       const verdict = judge(err, options.expectStatus, true);
       return result(false, verdict.reason, err.status);
     }
-    return result(false, errorReason(err, attempt.phase, options.timeoutMs));
+    return result(false, errorReason(err, attempt.phase));
   } finally {
-    await attempt.destroy();
+    attempt.destroy();
   }
 }
 
+// Requests go out on node:http with a connection opened here for each one (`createConnection`, no
+// Agent, `Connection: close`), so no socket outlives its round or is shared between rounds. node:http
+// parses with the llhttp built into Node; undici, used before, compiled its own llhttp to WebAssembly
+// in every process that probes, which cost about 40 MB of RSS, and a fresh undici Client per target
+// per round cost about twice the CPU of a ClientRequest (bench/README.md, "Probe loop").
+
 /** Fetches the target and returns its status once the body has been read (up to a limit). */
-async function fetchStatus(
-  target: string,
-  options: ProbeRoundOptions,
-  signal: AbortSignal,
-  attempt: Attempt,
-) {
+async function fetchStatus(target: string, options: ProbeRoundOptions, attempt: Attempt): Promise<Answer> {
   const url = new URL(target);
-  const tls = tlsOptions(options.ca);
-  const timeouts = { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs };
   const path = `${url.pathname}${url.search}`;
-  let client: Client;
-  let requestPath = path;
-  let headers: Record<string, string> = {};
+  const headers: OutgoingHttpHeaders = {
+    host: url.host,
+    'user-agent': 'egress-failover',
+    connection: 'close',
+  };
 
   if (options.proxy === undefined) {
     attempt.phase = 'direct';
-    client = attempt.client(
-      new Client(url.origin, { ...timeouts, connect: { ...tls, timeout: options.timeoutMs } }),
-    );
-  } else {
-    const proxy = new URL(options.proxy);
-    const proxyClient = attempt.client(
-      new Client(proxy.origin, { ...timeouts, connect: { ...tls, timeout: options.timeoutMs } }),
-    );
-    const auth = proxyAuthorization(proxy);
-    if (url.protocol === 'http:') {
-      client = proxyClient;
-      requestPath = `${url.origin}${path}`;
-      headers = { ...auth };
-    } else {
-      const tunnel = await openTunnel(proxyClient, url, auth, signal, attempt);
-      attempt.phase = 'tls';
-      const socket = await handshake(tunnel, url, tls, attempt);
-      attempt.phase = 'proxy';
-      let handedOut = false;
-      client = attempt.client(
-        new Client(url.origin, {
-          ...timeouts,
-          // The tunnel is good for one connection: a reconnect must fail, not reuse it.
-          // Called back on a later tick: undici's dispatch loop is not re-entrant, and a callback
-          // from inside it leaves the queued request unsent.
-          connect: (_opts, callback) => {
-            const used = handedOut;
-            handedOut = true;
-            queueMicrotask(() =>
-              used ? callback(new Error('tunnel already used'), null) : callback(null, socket),
-            );
-          },
-        }),
-      );
-    }
+    return get(attempt.hold(open(url, options.ca)), path, headers, attempt);
   }
-
-  const response = await client.request({
-    method: 'GET',
-    path: requestPath,
-    headers: { host: url.host, 'user-agent': 'egress-failover', ...headers },
-    signal,
-    // Asks for Connection: close; the client is destroyed after the round anyway.
-    reset: true,
-  });
-  let read = 0;
-  for await (const chunk of response.body) {
-    read += (chunk as Buffer).length;
-    if (read >= BODY_LIMIT_BYTES) break;
+  const proxy = new URL(options.proxy);
+  const auth = proxyAuthorization(proxy);
+  if (url.protocol === 'http:') {
+    return get(
+      attempt.hold(open(proxy, options.ca)),
+      `${url.origin}${path}`,
+      { ...headers, ...auth },
+      attempt,
+    );
   }
-  return { status: response.statusCode, squidError: squidErrorOf(response.headers) };
+  const tunnel = await openTunnel(attempt.hold(open(proxy, options.ca)), url, auth, attempt);
+  attempt.phase = 'tls';
+  const socket = await handshake(tunnel, url, options.ca, attempt);
+  attempt.phase = 'proxy';
+  return get(socket, path, headers, attempt);
 }
 
-async function openTunnel(
-  proxyClient: Client,
+/** A new connection to `to`: TCP for http:, TLS for https: (Node's roots plus `ca`). */
+function open(to: URL, ca: readonly string[] | undefined): Socket {
+  const host = bareHost(to);
+  if (to.protocol === 'https:') {
+    return tlsConnect({
+      ...tlsOptions(ca),
+      host,
+      port: Number(to.port) || 443,
+      servername: serverName(host),
+      ALPNProtocols: ['http/1.1'],
+    });
+  }
+  return netConnect({ host, port: Number(to.port) || 80 });
+}
+
+/** GET `path` on `socket`; the status and X-Squid-Error once the body has been read (up to a limit). */
+function get(socket: Socket, path: string, headers: OutgoingHttpHeaders, attempt: Attempt): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const request = attempt.hold(
+      httpRequest({ method: 'GET', path, headers, createConnection: () => socket }),
+    );
+    request.once('error', reject);
+    request.once('response', (response: IncomingMessage) => {
+      const answer = { status: response.statusCode ?? 0, squidError: squidErrorOf(response.headers) };
+      let read = 0;
+      response.on('data', (chunk: Buffer) => {
+        read += chunk.length;
+        if (read >= BODY_LIMIT_BYTES) resolve(answer);
+      });
+      response.once('end', () => resolve(answer));
+      // The peer closed the connection before the whole body ('aborted', ECONNRESET).
+      response.once('error', reject);
+    });
+    request.end();
+  });
+}
+
+/** CONNECT host:port on `proxySocket`; the tunnel's socket, or TunnelRefused with what Squid said. */
+function openTunnel(
+  proxySocket: Socket,
   url: URL,
-  auth: Record<string, string>,
-  signal: AbortSignal,
+  auth: OutgoingHttpHeaders,
   attempt: Attempt,
 ): Promise<Socket> {
   const authority = `${url.hostname}:${url.port || 443}`;
-  const { statusCode, headers, socket } = await proxyClient.connect({
-    path: authority,
-    headers: { host: authority, 'user-agent': 'egress-failover', ...auth },
-    signal,
+  return new Promise((resolve, reject) => {
+    const request = attempt.hold(
+      httpRequest({
+        method: 'CONNECT',
+        path: authority,
+        headers: { host: authority, 'user-agent': 'egress-failover', ...auth },
+        createConnection: () => proxySocket,
+      }),
+    );
+    request.once('error', reject);
+    // node:http hands every answer to a CONNECT here, refusals included, with their headers.
+    request.once('connect', (response: IncomingMessage, socket: Socket, head: Buffer) => {
+      attempt.hold(socket);
+      if (response.statusCode !== 200) {
+        reject(new TunnelRefused(response.statusCode ?? 0, squidErrorOf(response.headers)));
+        return;
+      }
+      if (head.length > 0) socket.unshift(head);
+      resolve(socket);
+    });
+    request.end();
   });
-  attempt.socket(socket as Socket);
-  if (statusCode !== 200) throw new TunnelRefused(statusCode, squidErrorOf(headers));
-  return socket as Socket;
 }
 
 /** TLS to the target inside the tunnel; the round's deadline bounds it (attempt.destroy()). */
-function handshake(tunnel: Socket, url: URL, tls: TlsOptions, attempt: Attempt): Promise<Socket> {
+function handshake(
+  tunnel: Socket,
+  url: URL,
+  ca: readonly string[] | undefined,
+  attempt: Attempt,
+): Promise<Socket> {
   const host = bareHost(url);
   return new Promise((resolve, reject) => {
-    const socket = attempt.socket(
-      tlsConnect({ ...tls, socket: tunnel, host, servername: serverName(host), ALPNProtocols: ['http/1.1'] }),
+    const socket = attempt.hold(
+      tlsConnect({
+        ...tlsOptions(ca),
+        socket: tunnel,
+        host,
+        servername: serverName(host),
+        ALPNProtocols: ['http/1.1'],
+      }),
     );
     socket.once('secureConnect', () => resolve(socket));
     socket.once('error', reject);
@@ -365,31 +388,35 @@ function squidErrorOf(headers: Record<string, string | string[] | undefined>): s
   return first || undefined;
 }
 
-const UNDICI_TIMEOUTS = new Set([
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-]);
 const DNS_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NODATA', 'EAI_FAIL', 'EAI_NONAME']);
 const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_MISMATCH|ERR_OSSL_)/;
 
 /** A stable, short reason for an error; never its message, which may carry a URL. */
-function errorReason(err: unknown, phase: Phase, timeoutMs: number): string {
+function errorReason(err: unknown, phase: Phase): string {
   const code = errorCode(err);
-  // undici's own timers, set to the same timeout, may fire a moment before the round's.
-  if (code !== undefined && UNDICI_TIMEOUTS.has(code)) return `timeout=${formatDuration(timeoutMs)}`;
   if (code === 'ECONNREFUSED') return 'connection_refused';
+  // node:http: the peer closed the connection (a FIN, not a reset) before a complete response;
+  // "socket hang up" before the headers, "aborted" during the body. Neither has a syscall.
+  if (isPrematureClose(err)) return 'connection_closed';
   if (code === 'ECONNRESET' || code === 'EPIPE') return 'connection_reset';
   if (code !== undefined && DNS_CODES.has(code))
     return phase === 'direct' ? 'dns_failure' : 'proxy_dns_failure';
   if (code !== undefined && TLS_CODE.test(code)) return `tls_error=${code}`;
   if (phase === 'tls') return `tls_error=${code ?? 'handshake'}`;
-  // undici: the peer closed the connection before a complete response.
-  if (code === 'UND_ERR_SOCKET') return 'connection_closed';
   return `error=${code ?? (err instanceof Error ? err.name : 'unknown')}`;
 }
 
-/** The most specific code along the error's cause chain (undici wraps socket errors). */
+function isPrematureClose(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const { code, syscall } = err as NodeJS.ErrnoException;
+  return (
+    code === 'ECONNRESET' &&
+    syscall === undefined &&
+    (err.message === 'socket hang up' || err.message === 'aborted')
+  );
+}
+
+/** The most specific code along the error's cause chain (wrapped errors carry the socket's in `cause`). */
 function errorCode(err: unknown): string | undefined {
   let found: string | undefined;
   for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
@@ -402,26 +429,24 @@ function errorCode(err: unknown): string | undefined {
 
 // ---- small parts ------------------------------------------------------------------------------
 
-function proxyAuthorization(proxy: URL): Record<string, string> {
+function proxyAuthorization(proxy: URL): OutgoingHttpHeaders {
   if (proxy.username === '' && proxy.password === '') return {};
   const user = decodeURIComponent(proxy.username);
   const password = decodeURIComponent(proxy.password);
   return { 'proxy-authorization': `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` };
 }
 
-type TlsOptions = { secureContext?: SecureContext };
-
-// Building a context from Node's ~150 roots costs tens of ms of CPU; a handful of distinct CA sets
-// exist per process, so each is built once.
+// tls.connect() without a context builds one per connection; a handful of distinct CA sets exist
+// per process (Node's roots with NODE_EXTRA_CA_CERTS, and any `ca` an in-process caller gives), and
+// building one from Node's ~150 roots costs tens of ms of CPU, so each is built once.
 const contexts = new Map<string, SecureContext>();
 
-function tlsOptions(ca: readonly string[] | undefined): TlsOptions {
-  if (!ca || ca.length === 0) return {};
-  const key = ca.join('\n');
+function tlsOptions(ca: readonly string[] | undefined): { secureContext: SecureContext } {
+  const key = ca?.join('\n') ?? '';
   let secureContext = contexts.get(key);
   if (!secureContext) {
     // Setting `ca` replaces Node's roots, so extra CAs are added to them, not given alone.
-    secureContext = createSecureContext({ ca: [...rootCertificates, ...ca] });
+    secureContext = createSecureContext(key === '' ? {} : { ca: [...rootCertificates, ...(ca ?? [])] });
     contexts.set(key, secureContext);
   }
   return { secureContext };
