@@ -24,6 +24,11 @@ RUN npm run build
 
 FROM node:26-trixie-slim AS runtime
 ENV NODE_ENV=production
+# V8's young generation grows to 3 x 16 MB semi-spaces under load by default; both commands
+# allocate little that lives, so 2 MB semi-spaces keep the DNS server's peak RSS under dnsperf at
+# 67 MB instead of 78 MB (bench/rss.ts) for slightly more frequent scavenges. Only V8 flags can do
+# this, and only before start: here, or in a pod's env.
+ENV NODE_OPTIONS=--max-semi-space-size=2
 WORKDIR /app
 # Production dependencies only (pino, prom-client, undici, yaml, zod). --ignore-scripts for the
 # same `prepare` (tsc is a dev dependency and is not here); none of them needs an install script.

@@ -11,6 +11,7 @@ import { type DnsProcess, startDnsServer } from '../test/helpers/dns-process.js'
 import { waitFor } from '../test/helpers/wait.js';
 import { type Measured, measure } from './lib/dnsperf.js';
 import type { Fleet } from './lib/fleet.js';
+import { IMAGE_NODE_OPTIONS } from './lib/image-env.js';
 import { type Peer, startCeiling, startDns2, startGdnsd, startPdns } from './lib/peers.js';
 import { memory } from './lib/proc.js';
 import { type Summary, summarize } from './lib/stats.js';
@@ -93,7 +94,7 @@ export async function runAnswers(fleet: Fleet, options: AnswerOptions): Promise<
   let ours: DnsProcess | undefined;
   try {
     const config = oursConfig(fleet);
-    ours = await startDnsServer(config);
+    ours = await startDnsServer(config, { env: { NODE_OPTIONS: IMAGE_NODE_OPTIONS } });
     const oursServer = ours.dnsAddress;
     await waitFor(async () => (await digShort(oursServer, 'proxy.egress.svc', 'A'))[0] === '10.0.0.1', {
       timeoutMs: 15_000,

@@ -10,6 +10,7 @@
 import { type DnsProcess, startDnsServer } from '../test/helpers/dns-process.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { type Fleet, forgetRequests } from './lib/fleet.js';
+import { IMAGE_NODE_OPTIONS } from './lib/image-env.js';
 import { cpuSeconds, memory } from './lib/proc.js';
 
 export interface ProbeLoopOptions {
@@ -105,7 +106,10 @@ async function measureLoop(
   via: 'squids' | 'direct',
   windowSeconds: number,
 ): Promise<ProbeLoopResult> {
-  const server = await startDnsServer(probeLoopConfig(fleet, pools, via), { startTimeoutMs: 20_000 });
+  const server = await startDnsServer(probeLoopConfig(fleet, pools, via), {
+    startTimeoutMs: 20_000,
+    env: { NODE_OPTIONS: IMAGE_NODE_OPTIONS },
+  });
   try {
     // Warm-up: every pool through its first rounds (first rounds are spread over 100 ms).
     await waitFor(async () => (await counters(server)).pass >= pools * 2, {
@@ -114,15 +118,23 @@ async function measureLoop(
       what: `${pools} pools to finish two rounds each`,
     });
     const squidPids = fleet.squids.map((s) => s.pid).filter((p): p is number => p !== undefined);
-    const before = await counters(server);
+    // The window runs between the two scrapes' midpoints: a /metrics answer with 1000 pools takes
+    // a while, and timing only the sleep counted its rounds against too short a window (late -2 %).
+    const scrape = async () => {
+      const t = performance.now();
+      const c = await counters(server);
+      return { c, at: (t + performance.now()) / 2 };
+    };
+    const { c: before, at: t0 } = await scrape();
     const cpu0 = cpuSeconds(server.pid);
     const squid0 = squidPids.reduce((n, pid) => n + cpuSeconds(pid), 0);
-    const t0 = process.hrtime.bigint();
+    const slept = performance.now();
     await new Promise((resolve) => setTimeout(resolve, windowSeconds * 1000));
-    const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+    const sleptSeconds = (performance.now() - slept) / 1000;
     const cpu = cpuSeconds(server.pid) - cpu0;
     const squidCpu = squidPids.reduce((n, pid) => n + cpuSeconds(pid), 0) - squid0;
-    const after = await counters(server);
+    const { c: after, at: t1 } = await scrape();
+    const elapsed = (t1 - t0) / 1000;
     const rounds = after.pass + after.fail - before.pass - before.fail;
     const periodMs = (pools * elapsed * 1000) / rounds;
     const durations = after.durationCount - before.durationCount;
@@ -131,8 +143,8 @@ async function measureLoop(
       pools,
       via,
       windowSeconds: elapsed,
-      cpuCores: cpu / elapsed,
-      squidCpuCores: via === 'squids' ? squidCpu / elapsed : undefined,
+      cpuCores: cpu / sleptSeconds,
+      squidCpuCores: via === 'squids' ? squidCpu / sleptSeconds : undefined,
       rounds,
       roundsPerSecond: rounds / elapsed,
       periodMs,
