@@ -30,7 +30,7 @@ ENV NODE_ENV=production
 # this, and only before start: here, or in a pod's env.
 ENV NODE_OPTIONS=--max-semi-space-size=2
 WORKDIR /app
-# Production dependencies only (pino, prom-client, undici, yaml, zod). --ignore-scripts for the
+# Production dependencies only (pino, prom-client, yaml, zod). --ignore-scripts for the
 # same `prepare` (tsc is a dev dependency and is not here); none of them needs an install script.
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \

@@ -15,7 +15,7 @@
 // Trusting the throwaway CA: child processes get NODE_EXTRA_CA_CERTS=<caPath> in their env (Node
 // reads it only at start-up, so setting it in a running process does nothing). In-process probes
 // pass the PEM to the TLS options of what they connect with, added to Node's roots:
-// `probeRound({ ..., ca: [tls.caPem] })` (src/health/probe.ts), or undici's `connect: { ca }`.
+// `probeRound({ ..., ca: [tls.caPem] })` (src/health/probe.ts), or Node's `tls` `ca` option.
 // Squid needs no CA: a CONNECT tunnel passes TLS through untouched.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';

@@ -226,7 +226,7 @@ describe('probeRound through a failing squid', () => {
 
   it('costs at most the timeout when the squid is hung (SIGSTOP), and leaks no sockets', async () => {
     const timeoutMs = 250;
-    // Warm up lazily loaded modules and undici's internals so they do not count as growth.
+    // Warm up lazily loaded modules so they do not count as growth.
     await round(faulty.proxyUrl, ['http://origin.test/', tlsOrigin.url]);
     faulty.stop();
     try {
