@@ -2,6 +2,7 @@
 // reads as the reason for each fault, and that a hung proxy costs at most the timeout and leaks
 // nothing. Addresses: origin 127.0.0.10:80, squids 127.0.0.11-13:3128, TLS origin 127.0.0.13:443.
 import { readdirSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatusRange } from '../../src/config/schema.js';
 import { answersHttp, probeRound } from '../../src/health/probe.js';
@@ -296,5 +297,34 @@ describe('answersHttp', () => {
 
   it('is ok for a squid requiring auth, without sending credentials', async () => {
     expect(await answersHttp(authed.address, 1_000)).toMatchObject({ ok: true, reason: 'ok' });
+  });
+});
+
+describe('a proxy that is not a working HTTP proxy', () => {
+  // Raw TCP servers on 127.0.0.19 stand in for a broken proxy: one hangs up at once, one speaks
+  // something that is not HTTP.
+  const servers: Server[] = [];
+  const listen = (port: number, onConnection: (socket: Socket) => void) =>
+    new Promise<void>((resolve) => {
+      const server = createServer(onConnection);
+      servers.push(server);
+      server.listen(port, '127.0.0.19', resolve);
+    });
+  beforeAll(async () => {
+    await listen(3128, (socket) => socket.end());
+    await listen(3129, (socket) => socket.end('SSH-2.0-OpenSSH_9.2\r\n'));
+  });
+  afterAll(() => {
+    for (const server of servers) server.close();
+  });
+  const through = (proxy: string) =>
+    probeRound({ proxy, targets: ['http://origin.test/'], quorum: 1, timeoutMs: 1_000, expectStatus: OK });
+
+  it('names a proxy that hangs up without answering connection_closed', async () => {
+    expect((await through('http://127.0.0.19:3128')).targets[0]?.reason).toBe('connection_closed');
+  });
+
+  it('names an answer that is not HTTP by the parser error', async () => {
+    expect((await through('http://127.0.0.19:3129')).targets[0]?.reason).toMatch(/^error=HPE_[A-Z_]+$/);
   });
 });
