@@ -7,19 +7,16 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Responder } from '../../src/dns/responder.js';
 import { decodeQuery, RCODE, TYPE, udpLimit } from '../../src/dns/wire.js';
-import type { ZoneView } from '../../src/dns/zone-view.js';
+import { service, zoneView } from '../helpers/zone.js';
 
-const zone: ZoneView = {
-  zone: 'egress.svc',
-  nameserver: 'ns.egress.svc',
-  ttl: 5,
-  serial: 1,
-  services: new Map([
-    ['proxy', { name: 'proxy', addresses: ['10.0.0.1', 'fd00::1'], status: ['pool=primary state=healthy'] }],
-    ['big', { name: 'big', addresses: Array.from({ length: 60 }, (_, i) => `10.2.0.${i}`), status: [] }],
-    ['down', { name: 'down', addresses: undefined, status: [] }],
-  ]),
-};
+const zone = zoneView([
+  service('proxy', ['10.0.0.1', 'fd00::1'], ['pool=primary state=healthy']),
+  service(
+    'big',
+    Array.from({ length: 60 }, (_, i) => `10.2.0.${i}`),
+  ),
+  service('down', undefined),
+]);
 const responder = new Responder(zone);
 
 const u16 = (n: number) => [(n >> 8) & 0xff, n & 0xff];

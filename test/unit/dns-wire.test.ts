@@ -4,22 +4,15 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeFresh, Responder } from '../../src/dns/responder.js';
 import { assembleReply, decodeQuery, ipv6Bytes, RCODE, TYPE, udpLimit } from '../../src/dns/wire.js';
-import type { ZoneView } from '../../src/dns/zone-view.js';
+import { addresses, service, zoneView } from '../helpers/zone.js';
 
-const forty = Array.from({ length: 40 }, (_, i) => `10.1.0.${i + 1}`);
-const zone: ZoneView = {
-  zone: 'egress.svc',
-  nameserver: 'ns.egress.svc',
-  ttl: 5,
-  serial: 9,
-  services: new Map([
-    [
-      'proxy',
-      { name: 'proxy', addresses: ['10.96.0.10', 'fd00::1'], status: ['pool=primary state=healthy'] },
-    ],
-    ['big', { name: 'big', addresses: forty, status: [] }],
-  ]),
-};
+const zone = zoneView(
+  [
+    service('proxy', ['10.96.0.10', 'fd00::1'], ['pool=primary state=healthy']),
+    service('big', addresses(40)),
+  ],
+  { serial: 9 },
+);
 
 interface QueryOptions {
   id?: number;
