@@ -56,7 +56,7 @@ function serviceViewOf(service: ServiceSnapshot): ServiceView {
 }
 
 /** What DNS needs from the health view; pools' reasons and times reach it only through _status. */
-export function zoneViewOf(config: DnsConfig, snapshot: HealthSnapshot, serial: number): ZoneView {
+function zoneViewOf(config: DnsConfig, snapshot: HealthSnapshot, serial: number): ZoneView {
   const services = new Map<string, ServiceView>();
   for (const service of snapshot.services) services.set(service.name, serviceViewOf(service));
   return { zone: config.dns.zone, nameserver: config.dns.nameserver, ttl: config.dns.ttl, serial, services };

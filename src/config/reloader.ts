@@ -8,8 +8,7 @@ import type { Loaded } from './load.js';
 export type ReloadTrigger = 'SIGHUP' | 'file';
 
 /** sha256 of the file's text, first 12 hex digits: enough to tell two versions apart. */
-export const configHash = (text: string): string =>
-  createHash('sha256').update(text).digest('hex').slice(0, 12);
+const configHash = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 12);
 
 export interface ReloaderOptions<T> {
   readonly file: string;

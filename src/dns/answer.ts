@@ -44,9 +44,9 @@ const REFUSED: Answer = { rcode: RCODE.REFUSED, authoritative: false, answer: []
 // SERVFAIL says "no authoritative data now", so AA stays off, as BIND and CoreDNS do.
 const SERVFAIL: Answer = { rcode: RCODE.SERVFAIL, authoritative: false, answer: [], authority: [] };
 
-export const STATUS_LABEL = '_status';
+const STATUS_LABEL = '_status';
 
-export function inZone(name: string, zone: string): boolean {
+function inZone(name: string, zone: string): boolean {
   return name === zone || name.endsWith(`.${zone}`);
 }
 

@@ -246,7 +246,7 @@ export interface Sections {
  * The records of a reply, as bytes that follow its question. Owners are compression pointers:
  * to the question name at offset 12, or to the zone's suffix inside it.
  */
-export function encodeSections(sections: Sections, nameLength: number, zoneLength: number): Uint8Array {
+function encodeSections(sections: Sections, nameLength: number, zoneLength: number): Uint8Array {
   const records = [...sections.answer, ...sections.authority];
   const out = new Uint8Array(records.reduce((n, r) => n + recordLength(r), 0));
   const view = new DataView(out.buffer);

@@ -1,7 +1,6 @@
 // The seam between deciding and answering: everything the DNS server needs to answer, as one
-// immutable value. The health monitor (or, without it, the static config) produces views; the
-// server only ever swaps in the newest one. Nothing here knows how pools are probed.
-import type { DnsConfig } from '../config/schema.js';
+// immutable value. The health monitor's view is turned into one (src/run-dns.ts); the server only
+// ever swaps in the newest one. Nothing here knows how pools are probed.
 
 export interface ServiceView {
   /** Lower-case label: answers <name>.<zone>. */
@@ -19,26 +18,4 @@ export interface ZoneView {
   /** SOA serial; grows with each new view so a change is visible to whoever looks. */
   readonly serial: number;
   readonly services: ReadonlyMap<string, ServiceView>;
-}
-
-/** A view straight from the config: every service answers its first pool's configured addresses. */
-export function staticZoneView(config: DnsConfig, serial = 1): ZoneView {
-  return {
-    zone: config.dns.zone,
-    nameserver: config.dns.nameserver,
-    ttl: config.dns.ttl,
-    serial,
-    services: new Map(
-      config.services.map((service) => [
-        service.name,
-        {
-          name: service.name,
-          addresses: service.pools[0]?.addresses,
-          status: service.pools.map(
-            (pool, i) => `pool=${pool.name} state=unknown selected=${i === 0 ? 'yes' : 'no'} reason=static`,
-          ),
-        },
-      ]),
-    ),
-  };
 }

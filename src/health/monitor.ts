@@ -73,7 +73,7 @@ export interface MonitorOptions {
 }
 
 /** Identity of a pool across config reloads: same service, name, proxy and probe settings. */
-export function poolKey(service: string, pool: PoolConfig): string {
+function poolKey(service: string, pool: PoolConfig): string {
   return JSON.stringify([service, pool.name, pool.proxy, pool.probe]);
 }
 

@@ -26,13 +26,13 @@ export interface PoolAddressOptions {
   readonly onChange?: (state: PoolAddressState) => void;
 }
 
-export const defaultLookup: LookupAll = async (host) => {
+const defaultLookup: LookupAll = async (host) => {
   const found = await lookup(host, { all: true, verbatim: true });
   return found.map((entry) => entry.address);
 };
 
 /** The host of a proxy URL, without the brackets of an IPv6 literal. */
-export function proxyHost(proxyUrl: string): string {
+function proxyHost(proxyUrl: string): string {
   return new URL(proxyUrl).hostname.replace(/^\[(.*)\]$/, '$1');
 }
 
