@@ -5,18 +5,9 @@
 import { Packet } from 'dns2';
 import { Responder } from '../../src/dns/responder.js';
 import { decodeQuery, udpLimit } from '../../src/dns/wire.js';
-import { service, zoneView } from '../helpers/zone.js';
+import { fuzzZone } from '../helpers/zone.js';
 
-const zone = zoneView([
-  service('proxy', ['10.0.0.1', 'fd00::1'], ['pool=primary state=healthy']),
-  service(
-    'big',
-    Array.from({ length: 60 }, (_, i) => `10.2.0.${i}`),
-  ),
-  service('down', undefined),
-]);
-
-const responder = new Responder(zone);
+const responder = new Responder(fuzzZone());
 
 /** A message slower than this to answer is a finding, like a crash (generous: a shared machine). */
 export const SLOW_MS = 100;

@@ -26,3 +26,15 @@ export function zoneView(
     services: new Map(services.map((s) => [s.name, s])),
   };
 }
+
+/** The zone the fuzzer and the wire-path property tests answer from: dual-stack, big, and down. */
+export function fuzzZone(): ZoneView {
+  return zoneView([
+    service('proxy', ['10.0.0.1', 'fd00::1'], ['pool=primary state=healthy']),
+    service(
+      'big',
+      Array.from({ length: 60 }, (_, i) => `10.2.0.${i}`),
+    ),
+    service('down', undefined),
+  ]);
+}

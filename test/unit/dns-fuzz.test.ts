@@ -7,17 +7,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Responder } from '../../src/dns/responder.js';
 import { decodeQuery, RCODE, TYPE, udpLimit } from '../../src/dns/wire.js';
-import { service, zoneView } from '../helpers/zone.js';
+import { fuzzZone } from '../helpers/zone.js';
 
-const zone = zoneView([
-  service('proxy', ['10.0.0.1', 'fd00::1'], ['pool=primary state=healthy']),
-  service(
-    'big',
-    Array.from({ length: 60 }, (_, i) => `10.2.0.${i}`),
-  ),
-  service('down', undefined),
-]);
-const responder = new Responder(zone);
+const responder = new Responder(fuzzZone());
 
 const u16 = (n: number) => [(n >> 8) & 0xff, n & 0xff];
 
