@@ -63,6 +63,8 @@ function zoneViewOf(config: DnsConfig, snapshot: HealthSnapshot, serial: number)
 }
 
 function sameAnswers(a: ZoneView, b: ZoneView): boolean {
+  // A reload may change only the zone's own settings: those are in every answer too.
+  if (a.zone !== b.zone || a.nameserver !== b.nameserver || a.ttl !== b.ttl) return false;
   for (const [name, service] of a.services) {
     const other = b.services.get(name);
     if (other === service) continue;

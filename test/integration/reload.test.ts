@@ -158,6 +158,20 @@ describe('live reload', () => {
     expect(String(refusal?.errors)).toMatch(/^dns\.listen: changed from 127\.0\.0\.1:\d+ to 127\.0\.0\.1:1/);
   });
 
+  it('applies a change of dns.ttl alone (pools and their answers unchanged)', async () => {
+    // In force since the first test: the second service and TTL 7. Only the TTL changes here.
+    expect((await dig(server.dnsAddress, 'proxy.egress.svc', 'A')).answer).toEqual([
+      'proxy.egress.svc. 7 IN A 10.0.0.1',
+    ]);
+    await kubeletSwap(asFile(config({ secondService: true, ttl: 11 })));
+    await waitFor(
+      async () =>
+        (await dig(server.dnsAddress, 'proxy.egress.svc', 'A')).answer[0] ===
+        'proxy.egress.svc. 11 IN A 10.0.0.1',
+      { what: 'TTL 11 applied' },
+    );
+  });
+
   it('reloads on SIGHUP', async () => {
     // Same content under a new name would be a no-op; change the TTL so the reload shows.
     await writeFile(
