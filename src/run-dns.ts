@@ -15,7 +15,6 @@ import { statusStrings } from './health/status-text.js';
 import { dnsRoute } from './http/routes.js';
 import { HttpServer } from './http/server.js';
 import { createDnsMetrics } from './metrics.js';
-import { redactUrl } from './redact.js';
 
 export interface RunningDns {
   readonly dnsAddress: { host: string; port: number };
@@ -130,7 +129,6 @@ export async function runDns(
       services: current.services,
       runRound,
       logger: healthLog,
-      redact: redactUrl,
       onRound: metrics.onRound,
       onTransition: metrics.onTransition,
       ...(previous ? { previous } : {}),

@@ -48,8 +48,6 @@ export interface MonitorOptions {
   readonly services: readonly ServiceConfig[];
   readonly runRound: RunRound;
   readonly logger: MonitorLogger;
-  /** Strips credentials from a proxy URL for the view; a small local one by default. */
-  readonly redact?: (proxyUrl: string) => string;
   /** Per round, e.g. for probe counters and latency histograms. */
   readonly onRound?: (event: RoundEvent) => void;
   /** Per state change, after it has been logged. */
@@ -96,7 +94,6 @@ export class HealthMonitor {
   readonly #options: MonitorOptions;
   readonly #now: () => number;
   readonly #random: () => number;
-  readonly #redact: (proxyUrl: string) => string;
   readonly #runners: Runner[];
   readonly #selections = new Map<string, Selection>();
   readonly #subscribers = new Set<(snapshot: HealthSnapshot) => void>();
@@ -113,7 +110,6 @@ export class HealthMonitor {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
-    this.#redact = options.redact ?? redactUrl;
     const now = this.#now();
     for (const [name, selection] of options.previous?.selections ?? []) this.#selections.set(name, selection);
     this.#runners = options.services.flatMap((service) =>
@@ -310,20 +306,13 @@ export class HealthMonitor {
         const { health } = runner;
         const addresses = runner.addresses.current();
         runner.snapshot = deepFreeze({
+          ...health,
           name: runner.pool.name,
-          proxy: this.#redact(runner.pool.proxy),
+          proxy: redactUrl(runner.pool.proxy),
           addresses: addresses.addresses,
           addressSource: addresses.source,
           resolveError: addresses.resolveError,
-          state: health.state,
-          since: health.since,
           inTransition: inTransition(health),
-          passes: health.passes,
-          failures: health.failures,
-          lastRound: health.lastRound,
-          lastFailure: health.lastFailure,
-          lastTransition: health.lastTransition,
-          transitions: health.transitions,
         });
         return runner.snapshot;
       });

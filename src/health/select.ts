@@ -1,7 +1,7 @@
 // Pure: a service's pools in priority order + onAllDown -> the address set DNS answers with.
 // Also the shape of the health view the monitor publishes, since selection is what it is built around.
 import type { OnAllDown } from '../config/schema.js';
-import type { HealthState, LastFailure, LastRound, Transition } from './state.js';
+import type { HealthState, PoolHealth } from './state.js';
 
 export type SelectionMode = 'pending' | 'healthy' | 'all-down-servfail' | 'all-down-last' | 'all-down-all';
 
@@ -132,7 +132,8 @@ export interface ResolveError {
   readonly at: number;
 }
 
-export interface PoolSnapshot {
+/** A pool as the monitor publishes it: its health (state.ts), and where it stands in the service. */
+export interface PoolSnapshot extends PoolHealth {
   readonly name: string;
   /** The proxy URL with any credentials removed. */
   readonly proxy: string;
@@ -141,16 +142,8 @@ export interface PoolSnapshot {
   readonly addressSource: 'config' | 'dns';
   /** Set while the last re-resolution failed; `addresses` are then the last good ones. */
   readonly resolveError: ResolveError | undefined;
-  readonly state: HealthState;
-  readonly since: number;
   /** The next round follows after fastInterval rather than interval. */
   readonly inTransition: boolean;
-  readonly passes: number;
-  readonly failures: number;
-  readonly lastRound: LastRound | undefined;
-  readonly lastFailure: LastFailure | undefined;
-  readonly lastTransition: Transition | undefined;
-  readonly transitions: number;
 }
 
 export interface ServiceSnapshot {
