@@ -116,7 +116,10 @@ export class DnsServer {
         return;
       }
       this.#connections.add(socket);
-      socket.setTimeout(idleMs, () => socket.end());
+      // end() alone only half-closes: a client that never closes its side would keep the slot
+      // (and the fd) for ever, and enough of them would lock every client out of TCP. So the
+      // socket is destroyed once our FIN and anything still queued have been handed to the kernel.
+      socket.setTimeout(idleMs, () => socket.end(() => socket.destroy()));
       socket.on('close', () => this.#connections.delete(socket));
       socket.on('error', (err) => log.debug({ err }, 'dns: TCP connection error'));
       let pending: Buffer = Buffer.alloc(0);

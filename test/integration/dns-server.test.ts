@@ -176,6 +176,32 @@ describe('size limits and TCP', () => {
   });
 });
 
+describe('TCP connection slots', () => {
+  it('frees an idle connection whose client never closes its side, so others get in', async () => {
+    const small = await DnsServer.start({
+      listen: { host: '127.0.0.21', port: 0 },
+      responder: new Responder(view),
+      log: quiet,
+      tcpIdleTimeoutMs: 200,
+      maxTcpConnections: 2,
+    });
+    // allowHalfOpen: like a client that reads our FIN and keeps its own side open.
+    const squatters = [0, 1].map(() => net.connect({ ...small.address, allowHalfOpen: true }));
+    try {
+      await Promise.all(squatters.map((s) => new Promise((resolve) => s.once('end', resolve).resume())));
+      const replies = await waitFor(() => tcpExchange(small.address, [query(7, 'proxy.egress.svc')]), {
+        what: 'a third client to be answered over TCP',
+        timeoutMs: 3_000,
+        intervalMs: 100,
+      });
+      expect(replies[0]?.readUInt16BE(0)).toBe(7);
+    } finally {
+      for (const s of squatters) s.destroy();
+      await small.close();
+    }
+  });
+});
+
 describe('bad input', () => {
   it('shrugs off tens of thousands of malformed datagrams, then answers at once', async () => {
     const socket = dgram.createSocket('udp4');
@@ -320,6 +346,7 @@ function tcpExchange(server: { host: string; port: number }, queries: Buffer[]):
       }
     });
     socket.on('error', reject);
+    socket.on('close', () => reject(new Error(`closed after ${replies.length} replies`)));
     socket.write(
       Buffer.concat(
         queries.flatMap((q) => {
