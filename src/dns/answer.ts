@@ -84,6 +84,9 @@ const wants = (qtype: number, type: number) => qtype === type || qtype === TYPE.
 export function answer(question: Question, view: ZoneView): Answer {
   if (question.class !== CLASS_IN || !inZone(question.name, view.zone)) return REFUSED;
   const { type } = question;
+  // No secondaries: a zone transfer is refused, as BIND and CoreDNS refuse one not allowed, rather
+  // than answered as an empty NOERROR that a client reads as a broken transfer.
+  if (type === TYPE.AXFR || type === TYPE.IXFR) return REFUSED;
   const ttl = view.ttl;
 
   if (question.name === view.zone) {

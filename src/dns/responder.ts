@@ -16,11 +16,11 @@ import {
   type EncodedAnswer,
   encodeAnswer,
   encodeName,
-  headerOnlyReply,
   ipv4Bytes,
   ipv6Bytes,
   MAX_UDP_PAYLOAD,
   type Query,
+  rejectReply,
   soaBytes,
   TYPE,
   txtBytes,
@@ -141,7 +141,7 @@ export class Responder {
     }
     if (decoded.kind === 'reject') {
       outcome?.({ qtype: undefined, rcode: decoded.rcode, dropped: false, truncated: false });
-      return headerOnlyReply(decoded.id, decoded.opcode, decoded.rd, decoded.rcode);
+      return rejectReply(decoded);
     }
     const { query, raw } = decoded;
     const encoded = this.#encoded(query);

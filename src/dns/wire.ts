@@ -6,7 +6,17 @@
 // about twice the CPU of the answer itself. dns2 decodes our answers in the tests instead, as an
 // independent reader.
 
-export const TYPE = { A: 1, NS: 2, SOA: 6, TXT: 16, AAAA: 28, OPT: 41, ANY: 255 } as const;
+export const TYPE = {
+  A: 1,
+  NS: 2,
+  SOA: 6,
+  TXT: 16,
+  AAAA: 28,
+  OPT: 41,
+  IXFR: 251,
+  AXFR: 252,
+  ANY: 255,
+} as const;
 export const CLASS_IN = 1;
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 /** Extended rcode 16: carried as 1 in the OPT's upper rcode byte, 0 in the header. */
@@ -47,6 +57,8 @@ export type Decoded =
       readonly opcode: number;
       readonly rd: boolean;
       readonly rcode: number;
+      /** The message's one well-formed OPT, if it has one: the reply must carry one too. */
+      readonly edns: Edns | undefined;
     }
   /** Too short for a header, or a response (QR set): never answered, so no reflection loops. */
   | { readonly kind: 'drop' };
@@ -98,7 +110,7 @@ export function decodeQuery(msg: Uint8Array): Decoded {
   const id = u16(msg, 0);
   const rd = (flags & 0x0100) !== 0;
   const opcode = (flags >> 11) & 0xf;
-  const reject = (rcode: number): Decoded => ({ kind: 'reject', id, opcode, rd, rcode });
+  const reject = (rcode: number): Decoded => ({ kind: 'reject', id, opcode, rd, rcode, edns: ednsOf(msg) });
   if (opcode !== 0) return reject(RCODE.NOTIMP);
   // One question, nothing in answer or authority: anything else is not a query we understand.
   if (u16(msg, 4) !== 1 || u16(msg, 6) !== 0 || u16(msg, 8) !== 0) return reject(RCODE.FORMERR);
@@ -143,6 +155,40 @@ export function decodeQuery(msg: Uint8Array): Decoded {
       edns,
     },
   };
+}
+
+/**
+ * The OPT of a message that walks cleanly by its section counts and has exactly one OPT, owned by
+ * the root, in the additional section; else undefined. For error replies: RFC 6891 6.1.1 wants an
+ * OPT in the reply to a request that had one (dig otherwise suggests retrying without EDNS), but
+ * one can only be trusted when the whole message parses.
+ */
+function ednsOf(msg: Uint8Array): Edns | undefined {
+  let offset = HEADER_LENGTH;
+  for (let i = u16(msg, 4); i > 0; i--) {
+    const nameEnd = skipName(msg, offset);
+    if (nameEnd === undefined) return undefined;
+    offset = nameEnd + 4;
+  }
+  const records = u16(msg, 6) + u16(msg, 8);
+  const total = records + u16(msg, 10);
+  let edns: Edns | undefined;
+  for (let i = 0; i < total; i++) {
+    const nameEnd = skipName(msg, offset);
+    if (nameEnd === undefined || nameEnd + 10 > msg.length) return undefined;
+    const end = nameEnd + 10 + u16(msg, nameEnd + 8);
+    if (end > msg.length) return undefined;
+    if (u16(msg, nameEnd) === TYPE.OPT) {
+      if (i < records || edns || nameEnd !== offset + 1) return undefined;
+      edns = {
+        udpSize: u16(msg, nameEnd + 2),
+        version: msg[nameEnd + 5] as number,
+        dnssecOk: ((msg[nameEnd + 6] as number) & 0x80) !== 0,
+      };
+    }
+    offset = end;
+  }
+  return offset <= msg.length ? edns : undefined;
 }
 
 // ---- encoding -------------------------------------------------------------------------------------
@@ -328,11 +374,19 @@ function writeOpt(out: Buffer, at: number, rcode: number, dnssecOk: boolean): vo
   out.writeUInt16BE(0, at + 9); // no options
 }
 
-/** A header-only reply (FORMERR, NOTIMP): the question could not be trusted, so none is echoed. */
-export function headerOnlyReply(id: number, opcode: number, rd: boolean, rcode: number): Buffer {
-  const out = Buffer.alloc(HEADER_LENGTH);
-  out.writeUInt16BE(id, 0);
-  out[2] = 0x80 | (opcode << 3) | (rd ? 0x01 : 0);
-  out[3] = rcode & 0xf;
+/**
+ * The reply to a rejected message (FORMERR, NOTIMP): a header, and an OPT where the message had a
+ * well-formed one. The question could not be trusted, so none is echoed.
+ */
+export function rejectReply(reject: Extract<Decoded, { kind: 'reject' }>): Buffer {
+  const { edns } = reject;
+  const out = Buffer.alloc(HEADER_LENGTH + (edns ? OPT_LENGTH : 0));
+  out.writeUInt16BE(reject.id, 0);
+  out[2] = 0x80 | (reject.opcode << 3) | (reject.rd ? 0x01 : 0);
+  out[3] = reject.rcode & 0xf;
+  if (edns) {
+    out.writeUInt16BE(1, 10);
+    writeOpt(out, HEADER_LENGTH, reject.rcode, edns.dnssecOk);
+  }
   return out;
 }

@@ -39,7 +39,7 @@ export function fuzzDecoder(data: Uint8Array): void {
     check(responder.respond(r, transport) === undefined, 'a reply to a reply');
     const decoded = decodeQuery(data);
     if (decoded.kind === 'reject') {
-      check(r.length === 12, 'an error reply with more than a header');
+      check(r.length === (decoded.edns ? 23 : 12), 'an error reply with more than a header (and an OPT)');
       continue;
     }
     check(decoded.kind === 'query', 'decoded as a drop, yet answered');

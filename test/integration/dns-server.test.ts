@@ -101,6 +101,12 @@ describe('dig over UDP', () => {
 
   it('NOTIMP for another opcode, BADVERS for EDNS version 1', async () => {
     expect((await dig(at, 'egress.svc', 'SOA', '+opcode=notify')).status).toBe('NOTIMP');
+    // An EDNS query gets an OPT back even when rejected (RFC 6891 6.1.1); without one, dig warns
+    // "EDNS query returned status NOTIMP - retry with '+noedns'", as if EDNS were the fault.
+    const notimp = await digRaw(at, ['proxy.egress.svc', 'A', '+opcode=status']);
+    expect(notimp).toMatch(/status: NOTIMP/);
+    expect(notimp).toMatch(/OPT PSEUDOSECTION:\n; EDNS: version: 0/);
+    expect(notimp).not.toMatch(/retry with '\+noedns'/);
     const badvers = await dig(at, 'proxy.egress.svc', 'A', '+edns=1', '+noednsneg');
     expect(badvers.status).toBe('BADVERS');
     expect(badvers.edns).toMatch(/version: 0/);
@@ -173,6 +179,16 @@ describe('size limits and TCP', () => {
     });
     expect(closedAfter).toBeGreaterThanOrEqual(400);
     expect(closedAfter).toBeLessThan(5_000);
+  });
+});
+
+describe('zone transfers', () => {
+  it('refuses AXFR and IXFR over TCP: REFUSED, no records', async () => {
+    const [axfr, ixfr] = await tcpExchange(at, [query(8, 'egress.svc', 252), query(9, 'egress.svc', 251)]);
+    for (const reply of [axfr, ixfr]) {
+      expect((reply?.[3] as number) & 0xf).toBe(5);
+      expect([reply?.readUInt16BE(6), reply?.readUInt16BE(8)]).toEqual([0, 0]);
+    }
   });
 });
 

@@ -149,6 +149,17 @@ describe('answer: the SPEC table', () => {
     expect(ask('proxy.egress.svc', TYPE.A, 3).rcode).toBe(RCODE.REFUSED);
   });
 
+  it('a zone transfer (AXFR, IXFR) of the zone or any name in it: REFUSED, not an empty answer', () => {
+    for (const type of [TYPE.AXFR, TYPE.IXFR])
+      for (const name of ['egress.svc', 'proxy.egress.svc'])
+        expect(ask(name, type)).toEqual({
+          rcode: RCODE.REFUSED,
+          authoritative: false,
+          answer: [],
+          authority: [],
+        });
+  });
+
   it('ANY: every address family at a service, SOA and NS at the apex', () => {
     expect(ask('proxy.egress.svc', TYPE.ANY).answer.map((r) => r.data.type)).toEqual(['A', 'A', 'AAAA']);
     expect(ask('egress.svc', TYPE.ANY).answer.map((r) => r.data.type)).toEqual(['SOA', 'NS']);

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeFresh, type Outcome, Responder } from '../../src/dns/responder.js';
-import { assembleReply, decodeQuery, headerOnlyReply, TYPE, udpLimit } from '../../src/dns/wire.js';
+import { assembleReply, decodeQuery, rejectReply, TYPE, udpLimit } from '../../src/dns/wire.js';
 import type { ZoneView } from '../../src/dns/zone-view.js';
 import { addresses, service, zoneView } from '../helpers/zone.js';
 
@@ -60,8 +60,7 @@ function build(q: Shape): Buffer {
 function general(bytes: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined {
   const decoded = decodeQuery(bytes);
   if (decoded.kind === 'drop') return undefined;
-  if (decoded.kind === 'reject')
-    return headerOnlyReply(decoded.id, decoded.opcode, decoded.rd, decoded.rcode);
+  if (decoded.kind === 'reject') return rejectReply(decoded);
   const limit = transport === 'udp' ? udpLimit(decoded.query) : 65_535;
   return assembleReply(decoded.query, bytes, encodeFresh(decoded.query, zone), limit);
 }
