@@ -42,6 +42,8 @@ export interface CarriedState {
   readonly pools: ReadonlyMap<string, PoolHealth>;
   /** By service name: keeps `onAllDown: last` memory and readiness across the reload. */
   readonly selections: ReadonlyMap<string, Selection>;
+  /** The process was ready (/readyz 200) before the reload. */
+  readonly ready: boolean;
 }
 
 export interface MonitorOptions {
@@ -105,11 +107,19 @@ export class HealthMonitor {
   #pending: ReturnType<typeof setTimeout> | undefined;
   #started = false;
   #stopped = false;
+  /**
+   * Readiness, once reached, is kept, across reloads too. A service a reload adds answers SERVFAIL
+   * until its first verdict, but must not take the replica out of its Service: every replica
+   * reloads the same ConfigMap at about the same time, and all of them dropping out together
+   * would leave CoreDNS nowhere to forward the zone, for the services that were fine as well.
+   */
+  #wasReady: boolean;
 
   constructor(options: MonitorOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
+    this.#wasReady = options.previous?.ready ?? false;
     const now = this.#now();
     for (const [name, selection] of options.previous?.selections ?? []) this.#selections.set(name, selection);
     this.#runners = options.services.flatMap((service) =>
@@ -197,6 +207,7 @@ export class HealthMonitor {
     return {
       pools: new Map(this.#runners.map((runner) => [runner.key, runner.health])),
       selections: new Map(this.#selections),
+      ready: this.#snapshot.ready,
     };
   }
 
@@ -324,7 +335,8 @@ export class HealthMonitor {
       this.#serviceSnapshots.set(service, built);
       return built;
     });
-    return deepFreeze({ at: now, ready: services.every((s) => s.selection.ready), services });
+    this.#wasReady ||= services.every((s) => s.selection.ready);
+    return deepFreeze({ at: now, ready: this.#wasReady, services });
   }
 }
 

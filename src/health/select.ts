@@ -157,7 +157,7 @@ export interface ServiceSnapshot {
 export interface HealthSnapshot {
   /** Epoch ms of publication. */
   readonly at: number;
-  /** Every service has a verdict: /readyz may answer 200. */
+  /** Every service has had a verdict (kept once reached, across reloads): /readyz may answer 200. */
   readonly ready: boolean;
   readonly services: readonly ServiceSnapshot[];
 }

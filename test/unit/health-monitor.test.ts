@@ -363,6 +363,37 @@ describe('HealthMonitor', () => {
     expect(view.services[0]?.selection).toMatchObject({ mode: 'healthy', selected: 'secondary' });
   });
 
+  it('stays ready when a reload adds a service; only the new name waits for its verdict', async () => {
+    const proxy = service('proxy', [poolConfig('primary')]);
+    const first = monitor({ services: [proxy], runRound: scripted({}).runRound });
+    first.start();
+    await vi.advanceTimersByTimeAsync(200);
+    expect(first.current().ready).toBe(true);
+    await first.stop();
+    const added = service('added', [poolConfig('other')]);
+    const slow = () => ({ other: [{ ok: true, ms: 5_000 }] });
+    const second = monitor({
+      services: [proxy, added],
+      runRound: scripted(slow()).runRound,
+      previous: first.carryOver(),
+    });
+    second.start();
+    // The new pool's first round is still running (abandoned only at timeout + slack, 750 ms).
+    await vi.advanceTimersByTimeAsync(300);
+    const view = second.current();
+    // Every replica reloads the same ConfigMap at once: none may drop out of the Service for it.
+    expect(view.ready).toBe(true);
+    expect(view.services.map((s) => [s.name, s.selection.ready])).toEqual([
+      ['proxy', true],
+      ['added', false],
+    ]);
+    // A process that starts with the same config waits for every service, as before.
+    const cold = monitor({ services: [proxy, added], runRound: scripted(slow()).runRound });
+    cold.start();
+    await vi.advanceTimersByTimeAsync(300);
+    expect(cold.current().ready).toBe(false);
+  });
+
   it('spreads rounds: first ones within 100 ms, regular intervals within +-5%', async () => {
     const script = scripted({});
     const values = [0.999, 0, 0.999, 0];
