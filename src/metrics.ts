@@ -107,6 +107,16 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     }),
   });
   new Gauge({
+    name: 'egress_pool_priority',
+    help: "The pool's place in its service's priority order: 1 is answered first when healthy.",
+    labelNames: ['service', 'pool'] as const,
+    registers: [registry],
+    collect: fromSnapshot(function (this: Gauge, snapshot) {
+      for (const { name, pools } of snapshot.services)
+        pools.forEach((pool, i) => this.set({ service: name, pool: pool.name }, i + 1));
+    }),
+  });
+  new Gauge({
     name: 'egress_service_ready',
     help: '1 once the service has a verdict; until then DNS answers SERVFAIL for it.',
     labelNames: ['service', 'mode'] as const,

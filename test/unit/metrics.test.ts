@@ -84,6 +84,9 @@ describe('dns metrics', () => {
     expect(text).toContain('egress_pool_state{service="proxy",pool="primary",state="healthy"} 0');
     expect(text).toContain('egress_pool_selected{service="proxy",pool="secondary"} 1');
     expect(text).toContain('egress_pool_selected{service="proxy",pool="primary"} 0');
+    // Priority order as configured, so an alert can tell "failed over" from "on the primary".
+    expect(text).toContain('egress_pool_priority{service="proxy",pool="primary"} 1');
+    expect(text).toContain('egress_pool_priority{service="proxy",pool="secondary"} 2');
     expect(text).toContain('egress_service_ready{service="proxy",mode="healthy"} 1');
     expect(text).toContain(
       'egress_pool_transitions_total{service="proxy",pool="primary",from="healthy",to="unhealthy"} 1',
