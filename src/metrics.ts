@@ -113,7 +113,7 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     registers: [registry],
     collect: fromSnapshot(function (this: Gauge, snapshot) {
       for (const { name, pools } of snapshot.services)
-        pools.forEach((pool, i) => this.set({ service: name, pool: pool.name }, i + 1));
+        for (const [i, pool] of pools.entries()) this.set({ service: name, pool: pool.name }, i + 1);
     }),
   });
   new Gauge({
