@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { loadSidecarConfig } from '../config/load.js';
 import { movedListenAddresses, startReloader } from '../config/reloader.js';
-import type { SidecarConfig } from '../config/schema.js';
+import type { LivenessMode, SidecarConfig } from '../config/schema.js';
 import { bindError, formatAddress } from '../errors.js';
 import { answersHttp, probeRound } from '../health/probe.js';
 import type { HealthState } from '../health/state.js';
@@ -16,13 +16,13 @@ import { redactUrl } from '../redact.js';
 import { sidecarRoute } from './routes.js';
 import {
   applyRound,
-  healthVerdict,
   initialSidecarState,
   nextRoundDelayMs,
   type RoundEvidence,
   type ShallowResult,
   type SidecarState,
   type SidecarStep,
+  sidecarReadings,
 } from './verdict.js';
 
 export interface RunningSidecar {
@@ -40,8 +40,18 @@ const NO_DIRECT_WARN_EVERY_MS = 10 * 60_000;
 
 const STATES: readonly HealthState[] = ['unknown', 'healthy', 'unhealthy'];
 
-/** `config` is read at each round, so a reloaded config's liveness mode shows at once. */
-function createMetrics(config: () => SidecarConfig) {
+/** The loop's state and the config in force, as a scrape finds them. */
+interface SidecarView {
+  readonly state: SidecarState;
+  readonly config: SidecarConfig;
+}
+
+/**
+ * Counters are bumped as rounds finish; the gauges are rebuilt from `view` at each scrape, like the
+ * dns server's, so a reload that changes `liveness` shows at once and the series of a mode no longer
+ * in force go away instead of staying at their last value.
+ */
+function createMetrics(view: () => SidecarView) {
   const registry = new Registry();
   // Process memory and event-loop lag matter here: this runs in every Squid pod.
   collectDefaultMetrics({ register: registry });
@@ -64,24 +74,46 @@ function createMetrics(config: () => SidecarConfig) {
     labelNames: ['check', 'result'] as const,
     registers: [registry],
   });
-  const state = new Gauge({
+  const readings = () => {
+    const { state, config } = view();
+    return sidecarReadings(state, config.liveness, config.probe);
+  };
+  new Gauge({
     name: 'egress_sidecar_state',
     help: '1 for the state each machine is in (deep: /readyz; attributed: /health in attributed mode).',
     labelNames: ['check', 'state'] as const,
     registers: [registry],
+    collect() {
+      this.reset();
+      for (const machine of readings().machines) {
+        for (const s of STATES) this.set({ check: machine.check, state: s }, machine.state === s ? 1 : 0);
+      }
+    },
   });
-  const endpoint = new Gauge({
+  new Gauge({
     name: 'egress_sidecar_endpoint_ok',
     help: '1 while the endpoint answers 200, 0 while it answers 503.',
     labelNames: ['endpoint'] as const,
     registers: [registry],
+    collect() {
+      const { endpoints } = readings();
+      this.set({ endpoint: 'livez' }, endpoints.livez ? 1 : 0);
+      this.set({ endpoint: 'readyz' }, endpoints.readyz ? 1 : 0);
+      this.set({ endpoint: 'health' }, endpoints.health ? 1 : 0);
+    },
   });
-  const directEver = new Gauge({
+  new Gauge({
     name: 'egress_sidecar_direct_ever_succeeded',
     help: 'attributed mode: 1 once a direct fetch has passed since start; 0 means no direct route seen.',
     registers: [registry],
+    collect() {
+      const ever = readings().directEverSucceeded;
+      // A gauge without labels reads 0 until removed: outside attributed mode no direct fetch is
+      // made, and a 0 here would say "no direct route" on every pod.
+      if (ever === undefined) this.remove({});
+      else this.set(ever ? 1 : 0);
+    },
   });
-
   const countRound = (path: 'proxy' | 'direct', round: RoundResult | undefined) => {
     if (round === undefined) return;
     for (const t of round.targets) {
@@ -92,26 +124,15 @@ function createMetrics(config: () => SidecarConfig) {
 
   return {
     registry,
-    onStep(step: SidecarStep, evidence: RoundEvidence) {
+    onStep(step: SidecarStep, evidence: RoundEvidence, liveness: LivenessMode) {
       countRound('proxy', evidence.proxy);
       countRound('direct', evidence.direct);
-      const { deep, attributed, shallow, lastAttribution, directEverOk } = step.state;
+      const { shallow, lastAttribution } = step.state;
       rounds.inc({ check: 'deep', result: evidence.proxy.ok ? 'pass' : 'fail' });
       rounds.inc({ check: 'shallow', result: shallow?.ok ? 'pass' : 'fail' });
-      if (config().liveness === 'attributed') {
+      if (liveness === 'attributed') {
         rounds.inc({ check: 'attributed', result: lastAttribution?.ok ? 'pass' : 'fail' });
-        directEver.set(directEverOk ? 1 : 0);
       }
-      for (const s of STATES) {
-        state.set({ check: 'deep', state: s }, deep.state === s ? 1 : 0);
-        state.set({ check: 'attributed', state: s }, attributed.state === s ? 1 : 0);
-      }
-      endpoint.set({ endpoint: 'livez' }, shallow?.ok ? 1 : 0);
-      endpoint.set({ endpoint: 'readyz' }, deep.state === 'healthy' ? 1 : 0);
-      endpoint.set(
-        { endpoint: 'health' },
-        healthVerdict(step.state, config().liveness, config().probe).ok ? 1 : 0,
-      );
     },
   };
 }
@@ -132,7 +153,7 @@ class SidecarLoop {
   constructor(
     private readonly config: SidecarConfig,
     private readonly log: Logger,
-    private readonly onStep: (step: SidecarStep, evidence: RoundEvidence) => void,
+    private readonly onStep: (step: SidecarStep, evidence: RoundEvidence, liveness: LivenessMode) => void,
     /** A reload carries the verdicts over: /readyz and /health never flap because the file changed. */
     carried?: SidecarState,
   ) {
@@ -191,7 +212,7 @@ class SidecarLoop {
     this.state = step.state;
     this.#logStep(step, now);
     try {
-      this.onStep(step, evidence);
+      this.onStep(step, evidence, config.liveness);
     } catch (err) {
       this.log.warn({ err }, 'sidecar metrics update threw');
     }
@@ -260,7 +281,8 @@ export async function runSidecar(
 ): Promise<RunningSidecar> {
   const log = logger.child({ component: 'sidecar' });
   let inForce = config;
-  const metrics = createMetrics(() => inForce);
+  // Called at scrape time only, once `loop` exists.
+  const metrics = createMetrics(() => ({ state: loop.state, config: inForce }));
   let loop = new SidecarLoop(config, log, metrics.onStep);
 
   let http: HttpServer;

@@ -4,6 +4,7 @@
 // Nothing here reads the clock or touches a socket; `now` is an argument.
 import type { LivenessMode, ProbeSettings } from '../config/schema.js';
 import {
+  type HealthState,
   initialHealth,
   inTransition,
   next,
@@ -197,4 +198,42 @@ export function healthVerdict(state: SidecarState, mode: LivenessMode, threshold
     case 'shallow':
       return livezVerdict(state);
   }
+}
+
+/** What the sidecar's gauges show: the machines in use, each endpoint's answer, the direct route. */
+export interface SidecarReadings {
+  /** deep always; attributed only in `attributed` mode. */
+  readonly machines: readonly { readonly check: 'deep' | 'attributed'; readonly state: HealthState }[];
+  /** true while the endpoint answers 200. */
+  readonly endpoints: { readonly livez: boolean; readonly readyz: boolean; readonly health: boolean };
+  /** Whether a direct fetch has passed since start; undefined unless the mode is attributed. */
+  readonly directEverSucceeded: boolean | undefined;
+}
+
+/**
+ * State + the liveness mode in force -> what the gauges say, mirroring what the endpoints answer.
+ * Outside `attributed` the attributed machine still turns (on rounds without a direct fetch) but no
+ * endpoint answers from it, and no direct fetch is made at all: exporting either would show a
+ * verdict nobody uses and a "no direct route" that was never looked for (/health says null).
+ */
+export function sidecarReadings(
+  state: SidecarState,
+  mode: LivenessMode,
+  thresholds: Thresholds,
+): SidecarReadings {
+  const attributed = mode === 'attributed';
+  return {
+    machines: attributed
+      ? [
+          { check: 'deep', state: state.deep.state },
+          { check: 'attributed', state: state.attributed.state },
+        ]
+      : [{ check: 'deep', state: state.deep.state }],
+    endpoints: {
+      livez: livezVerdict(state).ok,
+      readyz: readyzVerdict(state, thresholds).ok,
+      health: healthVerdict(state, mode, thresholds).ok,
+    },
+    directEverSucceeded: attributed ? state.directEverOk : undefined,
+  };
 }

@@ -2,6 +2,9 @@
 // faults a Squid pod meets: egress cut, outside site failing, hung (SIGSTOP), killed. Three
 // sidecars, one per liveness mode, watch the same Squid, so every fault is seen by every mode.
 // Addresses: squid 127.0.0.14:3128, origin 127.0.0.16:80, sidecars on 127.0.0.1 port 0.
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,7 +40,12 @@ function capture() {
 }
 
 function config(liveness: LivenessMode, listen = '127.0.0.1:0'): SidecarConfig {
-  return sidecarConfigSchema.parse({
+  return sidecarConfigSchema.parse(configFile(liveness, listen));
+}
+
+/** The config as written to a file (JSON is YAML), for the sidecars that reload. */
+function configFile(liveness: LivenessMode, listen = '127.0.0.1:0') {
+  return {
     sidecar: {
       listen,
       proxy: 'http://127.0.0.14:3128',
@@ -49,7 +57,7 @@ function config(liveness: LivenessMode, listen = '127.0.0.1:0'): SidecarConfig {
       fall: FALL,
       liveness,
     },
-  });
+  };
 }
 
 interface Watched {
@@ -90,6 +98,41 @@ async function get(running: RunningSidecar, path: string): Promise<{ status: num
   return { status: response.status, body: (await response.json()) as SidecarBody };
 }
 
+/** /metrics as "name{labels}" (as printed) -> value. */
+async function scrape(running: RunningSidecar): Promise<Map<string, number>> {
+  const { host, port } = running.address;
+  const text = await (await fetch(`http://${host}:${port}/metrics`)).text();
+  const samples = text.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+  return new Map(
+    samples.map((line) => [
+      line.slice(0, line.lastIndexOf(' ')),
+      Number(line.slice(line.lastIndexOf(' ') + 1)),
+    ]),
+  );
+}
+
+/** Scrapes until `until` holds; the last scrape. */
+const scrapeUntil = (
+  running: RunningSidecar,
+  until: (samples: Map<string, number>) => boolean,
+  what: string,
+) =>
+  waitFor(
+    async () => {
+      const samples = await scrape(running);
+      return until(samples) ? samples : undefined;
+    },
+    { timeoutMs: 5_000, what },
+  );
+
+/** The series of the attributed mode: its machine's state and the direct-route gauge. */
+const attributedSeries = (samples: Map<string, number>) =>
+  [...samples.keys()].filter(
+    (key) =>
+      key.startsWith('egress_sidecar_state{check="attributed"') ||
+      key.startsWith('egress_sidecar_direct_ever_succeeded'),
+  );
+
 const statusOf = async (mode: LivenessMode, path: string) => (await get(sidecar(mode), path)).status;
 
 /** Waits until every listed endpoint answers `status` and returns the last bodies. */
@@ -105,6 +148,27 @@ async function waitForStatus(
     },
     { timeoutMs, what: `${checks.map(([m, p]) => `${m} ${p}`).join(', ')} to answer ${status}` },
   );
+}
+
+/** A sidecar started from a file in a temp directory, so reload() and the file watch re-read it. */
+async function startReloading(liveness: LivenessMode) {
+  const dir = await mkdtemp(join(tmpdir(), 'ef-sidecar-reload-'));
+  const file = join(dir, 'sidecar.yaml');
+  const text = JSON.stringify(configFile(liveness));
+  await writeFile(file, text);
+  const running = await runSidecar(config(liveness), capture().logger, { file, text });
+  return {
+    running,
+    /** Replaced by rename, as the kubelet swaps a ConfigMap: one change of the file per write. */
+    async replace(content: unknown) {
+      await writeFile(`${file}.new`, JSON.stringify(content));
+      await rename(`${file}.new`, file);
+    },
+    async stop() {
+      await running.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 const ALL_HEALTH: [LivenessMode, string][] = [
@@ -137,6 +201,51 @@ describe('sidecar against a real squid', () => {
       /egress_sidecar_probe_results_total\{path="direct",target="http:\/\/127\.0\.0\.16\/",result="pass"\} \d+/,
     );
     expect(text).toContain('egress_sidecar_direct_ever_succeeded 1');
+    expect(text).toContain('egress_sidecar_state{check="attributed",state="healthy"} 1');
+  });
+
+  // Regression: deep and shallow pods exported the unused attributed machine as healthy and
+  // egress_sidecar_direct_ever_succeeded 0 ("no direct route"), while /health said null.
+  it.each(['deep', 'shallow'] as const)('%s: exports no attributed-mode series', async (mode) => {
+    const samples = await scrape(sidecar(mode));
+    expect(samples.get('egress_sidecar_state{check="deep",state="healthy"}')).toBe(1);
+    expect(samples.get('egress_sidecar_endpoint_ok{endpoint="health"}')).toBe(1);
+    expect(attributedSeries(samples)).toEqual([]);
+    expect((await get(sidecar(mode), '/health')).body.evidence?.directEverSucceeded).toBeNull();
+  });
+
+  it('a reload that changes liveness brings the attributed series and takes them away', async () => {
+    const reloading = await startReloading('deep');
+    const { running } = reloading;
+    try {
+      let samples = await scrapeUntil(
+        running,
+        (m) => m.get('egress_sidecar_state{check="deep",state="healthy"}') === 1,
+        'the reloading sidecar healthy',
+      );
+      expect(attributedSeries(samples)).toEqual([]);
+
+      await reloading.replace(configFile('attributed'));
+      await running.reload();
+      // At once: the attributed machine carried over with the verdicts.
+      samples = await scrape(running);
+      expect(samples.get('egress_sidecar_state{check="attributed",state="healthy"}')).toBe(1);
+      await scrapeUntil(
+        running,
+        (m) => m.get('egress_sidecar_direct_ever_succeeded') === 1,
+        'a direct fetch to pass after the reload to attributed',
+      );
+
+      await reloading.replace(configFile('deep'));
+      await running.reload();
+      samples = await scrape(running);
+      expect(attributedSeries(samples)).toEqual([]);
+      expect(samples.get('egress_sidecar_state{check="deep",state="healthy"}')).toBe(1);
+      expect(samples.get('egress_sidecar_endpoint_ok{endpoint="health"}')).toBe(1);
+      expect((await get(running, '/health')).body.evidence?.directEverSucceeded).toBeNull();
+    } finally {
+      await reloading.stop();
+    }
   });
 
   it('egress cut: 503 within fall rounds naming ERR_CONNECT_FAIL; deep and attributed /health 503', async () => {

@@ -14,6 +14,7 @@ import {
   readyzVerdict,
   type ShallowResult,
   type SidecarState,
+  sidecarReadings,
 } from '../../src/sidecar/verdict.js';
 
 const T = 'http://example.test/';
@@ -250,5 +251,81 @@ describe('applyRound transitions', () => {
     expect(second.deepTransition).toBeUndefined();
     expect(second.attributedTransition).toBeUndefined();
     expect(second.shallowChanged).toBe(false);
+  });
+});
+
+describe('sidecarReadings: what the gauges show, per mode in force', () => {
+  // Rounds as the loop makes them outside attributed mode: no direct fetch.
+  const DEEP_HEALTHY = evidence(true, undefined);
+  const DEEP_OUTSIDE_DOWN = evidence(false, undefined);
+
+  // Regression: in deep mode the audit found egress_sidecar_state{check="attributed",state="healthy"}
+  // at 1 and egress_sidecar_direct_ever_succeeded at 0 (so "no direct route") on every pod, while
+  // /health said directEverSucceeded: null.
+  it.each(['deep', 'shallow'] as const)('%s: only the deep machine, and no direct-route reading', (mode) => {
+    const state = run([DEEP_HEALTHY, DEEP_HEALTHY]);
+    expect(sidecarReadings(state, mode, thresholds)).toEqual({
+      machines: [{ check: 'deep', state: 'healthy' }],
+      endpoints: { livez: true, readyz: true, health: true },
+      directEverSucceeded: undefined,
+    });
+  });
+
+  it('attributed: both machines and whether a direct fetch ever passed', () => {
+    expect(
+      sidecarReadings(run([OUTSIDE_DOWN, ...repeat(3, OUTSIDE_DOWN)]), 'attributed', thresholds),
+    ).toEqual({
+      machines: [
+        { check: 'deep', state: 'unhealthy' },
+        { check: 'attributed', state: 'healthy' },
+      ],
+      endpoints: { livez: true, readyz: false, health: true },
+      directEverSucceeded: false,
+    });
+    expect(sidecarReadings(run([HEALTHY, OUTSIDE_DOWN]), 'attributed', thresholds).directEverSucceeded).toBe(
+      true,
+    );
+  });
+
+  it('attributed before the first round: both machines unknown, no direct fetch passed yet', () => {
+    expect(sidecarReadings(initialSidecarState(0), 'attributed', thresholds)).toEqual({
+      machines: [
+        { check: 'deep', state: 'unknown' },
+        { check: 'attributed', state: 'unknown' },
+      ],
+      endpoints: { livez: true, readyz: false, health: true },
+      directEverSucceeded: false,
+    });
+  });
+
+  it('follows a reload that changes liveness on the carried state, both ways', () => {
+    const state = run([DEEP_HEALTHY, ...repeat(3, DEEP_OUTSIDE_DOWN)]);
+    const deep = sidecarReadings(state, 'deep', thresholds);
+    const attributed = sidecarReadings(state, 'attributed', thresholds);
+    expect(deep.machines.map((m) => m.check)).toEqual(['deep']);
+    expect(deep.directEverSucceeded).toBeUndefined();
+    expect(attributed.machines.map((m) => m.check)).toEqual(['deep', 'attributed']);
+    expect(attributed.directEverSucceeded).toBe(false);
+    expect(sidecarReadings(state, 'deep', thresholds)).toEqual(deep);
+  });
+
+  it('endpoint readings are what the endpoints answer, in every mode and state', () => {
+    const states = [
+      initialSidecarState(0),
+      run([HEALTHY]),
+      run([HEALTHY, ...repeat(3, PROXY_FAULT)]),
+      run([HEALTHY, ...repeat(5, OUTSIDE_DOWN)]),
+      run([HEALTHY, ...repeat(3, KILLED)]),
+      run([HEALTHY, ...repeat(3, PROXY_FAULT), HEALTHY]),
+    ];
+    for (const state of states) {
+      for (const mode of ['deep', 'attributed', 'shallow'] as const) {
+        expect(sidecarReadings(state, mode, thresholds).endpoints).toEqual({
+          livez: livezVerdict(state).ok,
+          readyz: readyzVerdict(state, thresholds).ok,
+          health: healthVerdict(state, mode, thresholds).ok,
+        });
+      }
+    }
   });
 });
