@@ -114,6 +114,14 @@ function createMetrics(view: () => SidecarView) {
       else this.set(ever ? 1 : 0);
     },
   });
+  // Named, described and labelled as the dns server's (src/metrics.ts): one alert covers both.
+  const reloads = new Counter({
+    name: 'egress_config_reloads_total',
+    help: 'Config reloads, by result (failed: the old config keeps serving).',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+
   const countRound = (path: 'proxy' | 'direct', round: RoundResult | undefined) => {
     if (round === undefined) return;
     for (const t of round.targets) {
@@ -133,6 +141,9 @@ function createMetrics(view: () => SidecarView) {
       if (liveness === 'attributed') {
         rounds.inc({ check: 'attributed', result: lastAttribution?.ok ? 'pass' : 'fail' });
       }
+    },
+    onReload(ok: boolean) {
+      reloads.inc({ result: ok ? 'ok' : 'failed' });
     },
   };
 }
@@ -329,6 +340,7 @@ export async function runSidecar(
         loop.start();
       },
       log: logger.child({ component: 'config' }),
+      onResult: metrics.onReload,
     });
 
   return {

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LivenessMode, type SidecarConfig, sidecarConfigSchema } from '../../src/config/schema.js';
 import { isOperatorError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
+import { createDnsMetrics } from '../../src/metrics.js';
 import type { SidecarBody } from '../../src/sidecar/routes.js';
 import { type RunningSidecar, runSidecar } from '../../src/sidecar/run.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
@@ -171,6 +172,11 @@ async function startReloading(liveness: LivenessMode) {
   };
 }
 
+const reloads = (samples: Map<string, number>) => ({
+  ok: samples.get('egress_config_reloads_total{result="ok"}'),
+  failed: samples.get('egress_config_reloads_total{result="failed"}'),
+});
+
 const ALL_HEALTH: [LivenessMode, string][] = [
   ['deep', '/health'],
   ['attributed', '/health'],
@@ -212,6 +218,39 @@ describe('sidecar against a real squid', () => {
     expect(samples.get('egress_sidecar_endpoint_ok{endpoint="health"}')).toBe(1);
     expect(attributedSeries(samples)).toEqual([]);
     expect((await get(sidecar(mode), '/health')).body.evidence?.directEverSucceeded).toBeNull();
+  });
+
+  it('config reloads (SIGHUP, file change) are counted by result, named as the dns server counts them', async () => {
+    const reloading = await startReloading('deep');
+    const { running } = reloading;
+    try {
+      const { host, port } = running.address;
+      const own = await (await fetch(`http://${host}:${port}/metrics`)).text();
+      // Same name, help, type and labels as the dns server's, so one alert covers both.
+      const header = (text: string) =>
+        text.split('\n').filter((line) => / egress_config_reloads_total /.test(line));
+      expect(header(own)).toHaveLength(2);
+      expect(header(own)).toEqual(
+        header(await createDnsMetrics({ processMetrics: false }).registry.metrics()),
+      );
+      expect(reloads(await scrape(running))).toEqual({ ok: undefined, failed: undefined });
+
+      await reloading.replace(configFile('attributed'));
+      await running.reload();
+      expect(reloads(await scrape(running))).toEqual({ ok: 1, failed: undefined });
+
+      // An invalid file (a typo'd key), seen by the file watch alone: refused and counted.
+      await reloading.replace({ sidecar: { ...configFile('attributed').sidecar, livenes: 'deep' } });
+      const samples = await scrapeUntil(
+        running,
+        (m) => reloads(m).failed === 1,
+        'the invalid config refused',
+      );
+      expect(reloads(samples)).toEqual({ ok: 1, failed: 1 });
+      expect((await get(running, '/health')).body.mode).toBe('attributed');
+    } finally {
+      await reloading.stop();
+    }
   });
 
   it('a reload that changes liveness brings the attributed series and takes them away', async () => {
