@@ -139,6 +139,9 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     labelNames: ['result'] as const,
     registers: [registry],
   });
+  // Both series exist from the start at 0: increase() cannot see a series' first sample as a rise,
+  // so an alert on the first refused reload would otherwise never fire.
+  for (const result of ['ok', 'failed']) reloads.inc({ result }, 0);
 
   // transport/qtype/rcode -> count; qtypes we do not name are folded into OTHER to bound cardinality.
   const queryCounts = new Float64Array(TRANSPORTS.length * QTYPES.length * RCODES.length);

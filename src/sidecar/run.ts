@@ -121,6 +121,9 @@ function createMetrics(view: () => SidecarView) {
     labelNames: ['result'] as const,
     registers: [registry],
   });
+  // Both series exist from the start at 0: increase() cannot see a series' first sample as a rise,
+  // so an alert on the first refused reload would otherwise never fire.
+  for (const result of ['ok', 'failed']) reloads.inc({ result }, 0);
 
   const countRound = (path: 'proxy' | 'direct', round: RoundResult | undefined) => {
     if (round === undefined) return;

@@ -116,8 +116,11 @@ describe('dns metrics', () => {
     );
   });
 
-  it('count reloads by result', async () => {
+  it('count reloads by result, both from 0 so the first refused reload shows as a rise', async () => {
     const metrics = createDnsMetrics({ processMetrics: false });
+    const before = await lines(metrics);
+    expect(before).toContain('egress_config_reloads_total{result="ok"} 0');
+    expect(before).toContain('egress_config_reloads_total{result="failed"} 0');
     metrics.onReload(true);
     metrics.onReload(false);
     metrics.onReload(false);
