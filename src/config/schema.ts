@@ -1,6 +1,12 @@
 // The config contract of ../shared/SPEC.md as zod schemas. This is the only place defaults live.
 // Files use the SPEC's keys ("interval: 2s"); the parsed, frozen result uses milliseconds with the
 // unit in the name (intervalMs) so no later code has to remember which numbers are durations.
+//
+// A file is judged in two steps, so that one run of check-config lists every error:
+//   1. every field on its own: types, ranges, URLs, unknown keys;
+//   2. the cross-field checks (unique names, quorum <= targets, timeout <= interval) on every
+//      part that step 1 accepted. A check that would compare a value step 1 refused is skipped:
+//      it would judge a value that is itself wrong.
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { redactUrl } from '../redact.js';
@@ -175,103 +181,234 @@ const probeFields = {
   expectStatus: statusRanges.optional(),
 };
 const probeOverrides = z.strictObject(probeFields);
-type ProbeOverrides = z.output<typeof probeOverrides>;
+type ProbeKey = keyof typeof probeFields;
 
-const PROBE_DEFAULTS = {
+type ProbeDefaults = Omit<ProbeSettings, 'targets'>;
+
+const PROBE_DEFAULTS: ProbeDefaults = {
   quorum: 1,
-  interval: 2_000,
-  timeout: 1_000,
+  intervalMs: 2_000,
+  timeoutMs: 1_000,
   rise: 2,
   fall: 2,
-  fastInterval: 200,
+  fastIntervalMs: 200,
   expectStatus: [{ min: 200, max: 399 }],
-} as const;
+};
 
 const SIDECAR_DEFAULTS = {
   listen: { host: '0.0.0.0', port: 8081 },
   proxy: 'http://127.0.0.1:3128',
-  quorum: 1,
-  interval: 5_000,
-  timeout: 3_000,
-  rise: 1,
-  fall: 3,
-  expectStatus: [{ min: 200, max: 399 }],
   liveness: 'deep',
+  probe: {
+    quorum: 1,
+    intervalMs: 5_000,
+    timeoutMs: 3_000,
+    rise: 1,
+    fall: 3,
+    // Not in the SPEC's sidecar block: kubelet polls at its own period, so a quick re-check
+    // mostly buys a faster /readyz. Half a second keeps a hung proxy from being hammered.
+    fastIntervalMs: 500,
+    expectStatus: [{ min: 200, max: 399 }],
+  } satisfies ProbeDefaults,
 } as const;
+
+// ---- reading what step 1 accepted ---------------------------------------------------------------
 
 type Path = (string | number)[];
 type Issue = { path: Path; message: string };
 
-/** One block of probe keys and where it sits in the file, for messages. */
-interface ProbeLayer {
-  readonly values: ProbeOverrides;
-  readonly path: Path;
+/** Where a field check refused the value, or a part of it: cross-field checks that need it skip. */
+const REFUSED = Symbol('refused');
+
+/**
+ * The document as step 1 left it: parsed values where fields passed, the input (or a zod marker)
+ * where they failed, so every read of a value goes through `leaf`, which knows which is which.
+ */
+interface Parsed {
+  /** The parsed value at `path`; undefined where the file leaves it out; REFUSED where it failed. */
+  leaf(path: Path): unknown;
+  /** The number of items of the list at `path` (0 where there is no list). */
+  count(path: Path): number;
+  /** Whether the file sets `path` at all, well or not. */
+  has(path: Path): boolean;
+}
+
+const isMapping = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
+
+const startsWith = (path: readonly PropertyKey[], prefix: readonly PropertyKey[]) =>
+  prefix.length <= path.length && prefix.every((key, i) => path[i] === key);
+
+function parsedView(root: unknown, issues: readonly { code?: string; path?: PropertyKey[] }[]): Parsed {
+  // An unknown key is reported on its block, whose known keys are still good.
+  const refused = issues
+    .filter((issue) => issue.code !== 'unrecognized_keys')
+    .map((issue) => issue.path ?? []);
+  const walk = (path: Path): unknown => {
+    let value = root;
+    for (const key of path) {
+      if (value === null || typeof value !== 'object') return undefined;
+      value = (value as Record<string | number, unknown>)[key];
+    }
+    return value;
+  };
+  return {
+    // Refused at the path or under it (a bad item of a list), or above it (a block that is not a mapping).
+    leaf: (path) =>
+      refused.some((at) => startsWith(at, path) || startsWith(path, at)) ? REFUSED : walk(path),
+    count: (path) => {
+      const value = walk(path);
+      return Array.isArray(value) ? value.length : 0;
+    },
+    has: (path) => walk(path) !== undefined,
+  };
+}
+
+// ---- cross-field checks ---------------------------------------------------------------------------
+
+/** A probe key's value in force: from the last layer that sets it (layer -1: none does, the default). */
+function inForce(parsed: Parsed, layers: readonly Path[], key: ProbeKey) {
+  for (let layer = layers.length - 1; layer >= 0; layer--) {
+    const value = parsed.leaf([...(layers[layer] as Path), key]);
+    if (value === REFUSED) return REFUSED;
+    if (value !== undefined) return { value, layer };
+  }
+  return { value: undefined, layer: -1 };
 }
 
 /**
- * Merges layers (later ones win) onto defaults and reports what is missing or inconsistent.
- * Each issue is reported in the deepest layer that set one of the keys involved: that is where
- * the operator made the combination, and a shared block's mistake is not blamed on a pool that
- * only changed, say, rise.
+ * Merges the probe blocks at `layers` (later ones win) onto `defaults`. Only for a document
+ * every field of which passed: the values are then the parsed ones.
  */
-function resolveProbe(
-  layers: readonly ProbeLayer[],
-  defaults: Omit<ProbeSettings, 'targets'>,
+function resolveProbe(parsed: Parsed, layers: readonly Path[], defaults: ProbeDefaults): ProbeSettings {
+  const pick = <T>(key: ProbeKey, fallback: T): T => {
+    const found = inForce(parsed, layers, key);
+    return found === REFUSED || found.value === undefined ? fallback : (found.value as T);
+  };
+  return {
+    targets: pick<readonly string[]>('targets', []),
+    quorum: pick('quorum', defaults.quorum),
+    intervalMs: pick('interval', defaults.intervalMs),
+    timeoutMs: pick('timeout', defaults.timeoutMs),
+    rise: pick('rise', defaults.rise),
+    fall: pick('fall', defaults.fall),
+    fastIntervalMs: pick('fastInterval', defaults.fastIntervalMs),
+    expectStatus: pick('expectStatus', defaults.expectStatus),
+  };
+}
+
+/**
+ * What is missing or inconsistent in the probe settings that `layers` make. Each issue is reported
+ * in the deepest layer that set one of the keys involved: that is where the operator made the
+ * combination, and a shared block's mistake is not blamed on a pool that only changed, say, rise.
+ */
+function probeIssues(
+  parsed: Parsed,
+  layers: readonly Path[],
+  defaults: ProbeDefaults,
   missingTargets: Issue,
-  issues: Issue[],
-): ProbeSettings {
-  const pick = <K extends keyof ProbeOverrides>(key: K) =>
-    layers.reduce<ProbeOverrides[K]>((found, layer) => layer.values[key] ?? found, undefined);
-  const setIn = (key: keyof ProbeOverrides) =>
-    layers.findLastIndex((layer) => layer.values[key] !== undefined);
-  const blame = (first: keyof ProbeOverrides, second: keyof ProbeOverrides): Path => {
-    const a = setIn(first);
-    const b = setIn(second);
-    const layer = layers[Math.max(a, b, 0)] as ProbeLayer;
-    return [...layer.path, a >= b ? first : second];
-  };
-  const targets = pick('targets') ?? [];
-  const settings: ProbeSettings = {
-    targets,
-    quorum: pick('quorum') ?? defaults.quorum,
-    intervalMs: pick('interval') ?? defaults.intervalMs,
-    timeoutMs: pick('timeout') ?? defaults.timeoutMs,
-    rise: pick('rise') ?? defaults.rise,
-    fall: pick('fall') ?? defaults.fall,
-    fastIntervalMs: pick('fastInterval') ?? defaults.fastIntervalMs,
-    expectStatus: pick('expectStatus') ?? defaults.expectStatus,
-  };
-  if (targets.length === 0) {
+): Issue[] {
+  const issues: Issue[] = [];
+  const blame = (first: ProbeKey, a: { layer: number }, second: ProbeKey, b: { layer: number }): Path => [
+    ...(layers[Math.max(a.layer, b.layer, 0)] as Path),
+    a.layer >= b.layer ? first : second,
+  ];
+  const targets = inForce(parsed, layers, 'targets');
+  const quorum = inForce(parsed, layers, 'quorum');
+  if (targets !== REFUSED && targets.value === undefined) {
     issues.push(missingTargets);
-  } else if (settings.quorum > targets.length) {
-    issues.push({
-      path: blame('quorum', 'targets'),
-      message: `quorum ${settings.quorum} is more than the ${targets.length} target(s)`,
-    });
+  } else if (targets !== REFUSED && quorum !== REFUSED) {
+    const count = (targets.value as readonly string[]).length;
+    const wanted = (quorum.value as number | undefined) ?? defaults.quorum;
+    if (wanted > count) {
+      issues.push({
+        path: blame('quorum', quorum, 'targets', targets),
+        message: `quorum ${wanted} is more than the ${count} target(s)`,
+      });
+    }
   }
   // Equal is allowed, as Prometheus allows scrape_timeout == scrape_interval: rounds never overlap
   // (the next starts `interval` after the last one ended), and the SPEC's own example sets a pool's
   // interval to 1s under the default 1s timeout. Longer is refused: a verdict would then describe
   // a round that outlived the period it reports on.
-  if (settings.timeoutMs > settings.intervalMs) {
-    issues.push({
-      path: blame('timeout', 'interval'),
-      message: `timeout (${formatDuration(settings.timeoutMs)}) must not be longer than interval (${formatDuration(settings.intervalMs)})`,
-    });
+  const timeout = inForce(parsed, layers, 'timeout');
+  const interval = inForce(parsed, layers, 'interval');
+  if (timeout !== REFUSED && interval !== REFUSED) {
+    const timeoutMs = (timeout.value as number | undefined) ?? defaults.timeoutMs;
+    const intervalMs = (interval.value as number | undefined) ?? defaults.intervalMs;
+    if (timeoutMs > intervalMs) {
+      issues.push({
+        path: blame('timeout', timeout, 'interval', interval),
+        message: `timeout (${formatDuration(timeoutMs)}) must not be longer than interval (${formatDuration(intervalMs)})`,
+      });
+    }
   }
-  return settings;
+  return issues;
 }
 
-function flagDuplicates(names: string[], where: Path, what: string, issues: Issue[]): void {
+/** Names (lowercased by the schema) that repeat, each reported at its second and later uses. */
+function duplicates(parsed: Parsed, list: Path, what: string): Issue[] {
+  const issues: Issue[] = [];
   const seen = new Set<string>();
-  names.forEach((name, index) => {
+  for (let index = 0; index < parsed.count(list); index++) {
+    const name = parsed.leaf([...list, index, 'name']);
+    if (typeof name !== 'string') continue;
     if (seen.has(name))
-      issues.push({ path: [...where, index, 'name'], message: `duplicate ${what} "${name}"` });
+      issues.push({ path: [...list, index, 'name'], message: `duplicate ${what} "${name}"` });
     seen.add(name);
+  }
+  return issues;
+}
+
+function dnsIssues(parsed: Parsed): Issue[] {
+  const issues: Issue[] = [];
+  issues.push(...duplicates(parsed, ['services'], 'service name'));
+  // Where no pool lists its own targets, the operator meant the shared block: one line there.
+  // Where some do, the ones that do not are named, since those are the pools to fix.
+  const pools = (s: number) => parsed.count(['services', s, 'pools']);
+  const services = parsed.count(['services']);
+  let perPoolTargets = false;
+  for (let s = 0; s < services; s++) {
+    for (let p = 0; p < pools(s); p++) {
+      perPoolTargets ||= parsed.has(['services', s, 'pools', p, 'probe', 'targets']);
+    }
+  }
+  for (let s = 0; s < services; s++) {
+    issues.push(...duplicates(parsed, ['services', s, 'pools'], 'pool name'));
+    for (let p = 0; p < pools(s); p++) {
+      const poolProbe: Path = ['services', s, 'pools', p, 'probe'];
+      const missingTargets: Issue = perPoolTargets
+        ? {
+            path: [...poolProbe, 'targets'],
+            message: 'required (this pool lists no targets and the top-level probe block has none)',
+          }
+        : {
+            path: ['probe', 'targets'],
+            message: "required (list the outside URLs that prove egress, here or in every pool's probe)",
+          };
+      issues.push(...probeIssues(parsed, [['probe'], poolProbe], PROBE_DEFAULTS, missingTargets));
+    }
+  }
+  // An error in the shared probe block would otherwise repeat once per pool that inherits it.
+  return issues.filter(
+    (issue, i) =>
+      issues.findIndex((o) => o.message === issue.message && o.path.join('.') === issue.path.join('.')) === i,
+  );
+}
+
+function sidecarIssues(parsed: Parsed): Issue[] {
+  return probeIssues(parsed, [['sidecar']], SIDECAR_DEFAULTS.probe, {
+    path: ['sidecar', 'targets'],
+    message: 'required (list the outside URLs that prove egress)',
   });
 }
 
-function report(ctx: z.RefinementCtx, issues: Issue[]): void {
+// ---- assembling the steps -------------------------------------------------------------------------
+
+/** Step 2 runs whenever the document is a mapping, whatever step 1 found. */
+const whenMapping = { when: (payload: { value: unknown }) => isMapping(payload.value) };
+
+function report(ctx: z.RefinementCtx, issues: readonly Issue[]): void {
   for (const issue of issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
 }
 
@@ -302,85 +439,24 @@ const serviceSchema = z.strictObject({
   pools: z.array(poolSchema).min(1, 'needs at least one pool'),
 });
 
-export const dnsConfigSchema = z
-  .strictObject({
-    dns: z
-      .strictObject({
-        zone: dnsName.default('egress.svc'),
-        listen: listenAddress.prefault('0.0.0.0:5353'),
-        ttl: z.number().int().min(0).max(86_400).default(5),
-        nameserver: dnsName.optional(),
-      })
-      .prefault({}),
-    http: z.strictObject({ listen: listenAddress.prefault('0.0.0.0:8080') }).prefault({}),
-    probe: probeOverrides.prefault({}),
-    services: z.array(serviceSchema).min(1, 'needs at least one service'),
-  })
-  .transform((raw, ctx): DnsConfig => {
-    const issues: Issue[] = [];
-    const defaults = {
-      quorum: PROBE_DEFAULTS.quorum,
-      intervalMs: PROBE_DEFAULTS.interval,
-      timeoutMs: PROBE_DEFAULTS.timeout,
-      rise: PROBE_DEFAULTS.rise,
-      fall: PROBE_DEFAULTS.fall,
-      fastIntervalMs: PROBE_DEFAULTS.fastInterval,
-      expectStatus: PROBE_DEFAULTS.expectStatus,
-    };
-    flagDuplicates(
-      raw.services.map((s) => s.name),
-      ['services'],
-      'service name',
-      issues,
-    );
-    // Where no pool lists its own targets, the operator meant the shared block: one line there.
-    // Where some do, the ones that do not are named, since those are the pools to fix.
-    const perPoolTargets = raw.services.some((service) => service.pools.some((pool) => pool.probe?.targets));
-    const services = raw.services.map((service, s) => {
-      flagDuplicates(
-        service.pools.map((p) => p.name),
-        ['services', s, 'pools'],
-        'pool name',
-        issues,
-      );
-      return {
-        name: service.name,
-        onAllDown: service.onAllDown,
-        pools: service.pools.map((pool, p): PoolConfig => {
-          const poolProbe: Path = ['services', s, 'pools', p, 'probe'];
-          const missingTargets: Issue = perPoolTargets
-            ? {
-                path: [...poolProbe, 'targets'],
-                message: 'required (this pool lists no targets and the top-level probe block has none)',
-              }
-            : {
-                path: ['probe', 'targets'],
-                message: "required (list the outside URLs that prove egress, here or in every pool's probe)",
-              };
-          return {
-            name: pool.name,
-            proxy: pool.proxy,
-            addresses: pool.address === undefined ? undefined : [pool.address].flat(),
-            probe: resolveProbe(
-              [
-                { values: raw.probe, path: ['probe'] },
-                { values: pool.probe ?? {}, path: poolProbe },
-              ],
-              defaults,
-              missingTargets,
-              issues,
-            ),
-          };
-        }),
-      };
-    });
-    // An error in the shared probe block would otherwise repeat once per pool that inherits it.
-    const unique = issues.filter(
-      (issue, i) =>
-        issues.findIndex((o) => o.message === issue.message && o.path.join('.') === issue.path.join('.')) ===
-        i,
-    );
-    report(ctx, unique);
+const dnsFields = z.strictObject({
+  dns: z
+    .strictObject({
+      zone: dnsName.default('egress.svc'),
+      listen: listenAddress.prefault('0.0.0.0:5353'),
+      ttl: z.number().int().min(0).max(86_400).default(5),
+      nameserver: dnsName.optional(),
+    })
+    .prefault({}),
+  http: z.strictObject({ listen: listenAddress.prefault('0.0.0.0:8080') }).prefault({}),
+  probe: probeOverrides.prefault({}),
+  services: z.array(serviceSchema).min(1, 'needs at least one service'),
+});
+
+export const dnsConfigSchema = dnsFields
+  .superRefine((raw, ctx) => report(ctx, dnsIssues(parsedView(raw, ctx.issues))), whenMapping)
+  .transform((raw): DnsConfig => {
+    const parsed = parsedView(raw, []);
     return deepFreeze({
       dns: {
         zone: raw.dns.zone,
@@ -389,40 +465,40 @@ export const dnsConfigSchema = z
         nameserver: raw.dns.nameserver ?? `ns.${raw.dns.zone}`,
       },
       http: { listen: raw.http.listen },
-      services,
+      services: raw.services.map((service, s) => ({
+        name: service.name,
+        onAllDown: service.onAllDown,
+        pools: service.pools.map(
+          (pool, p): PoolConfig => ({
+            name: pool.name,
+            proxy: pool.proxy,
+            addresses: pool.address === undefined ? undefined : [pool.address].flat(),
+            probe: resolveProbe(parsed, [['probe'], ['services', s, 'pools', p, 'probe']], PROBE_DEFAULTS),
+          }),
+        ),
+      })),
     });
   });
 
 // ---- the sidecar's config -----------------------------------------------------------------------
 
-export const sidecarConfigSchema = z
-  .strictObject({
-    sidecar: z.strictObject({
-      listen: listenAddress.optional(),
-      proxy: httpUrl('proxy').default(SIDECAR_DEFAULTS.proxy),
-      ...probeFields,
-      liveness: z.enum(['deep', 'attributed', 'shallow']).default(SIDECAR_DEFAULTS.liveness),
-    }),
-  })
-  .transform((raw, ctx): SidecarConfig => {
-    const issues: Issue[] = [];
-    const { listen, proxy, liveness, ...overrides } = raw.sidecar;
-    const probe = resolveProbe(
-      [{ values: overrides, path: ['sidecar'] }],
-      {
-        quorum: SIDECAR_DEFAULTS.quorum,
-        intervalMs: SIDECAR_DEFAULTS.interval,
-        timeoutMs: SIDECAR_DEFAULTS.timeout,
-        rise: SIDECAR_DEFAULTS.rise,
-        fall: SIDECAR_DEFAULTS.fall,
-        // Not in the SPEC's sidecar block: kubelet polls at its own period, so a quick re-check
-        // mostly buys a faster /readyz. Half a second keeps a hung proxy from being hammered.
-        fastIntervalMs: 500,
-        expectStatus: SIDECAR_DEFAULTS.expectStatus,
-      },
-      { path: ['sidecar', 'targets'], message: 'required (list the outside URLs that prove egress)' },
-      issues,
-    );
-    report(ctx, issues);
-    return deepFreeze({ listen: listen ?? SIDECAR_DEFAULTS.listen, proxy, probe, liveness });
-  });
+const sidecarFields = z.strictObject({
+  sidecar: z.strictObject({
+    listen: listenAddress.optional(),
+    proxy: httpUrl('proxy').default(SIDECAR_DEFAULTS.proxy),
+    ...probeFields,
+    liveness: z.enum(['deep', 'attributed', 'shallow']).default(SIDECAR_DEFAULTS.liveness),
+  }),
+});
+
+export const sidecarConfigSchema = sidecarFields
+  .superRefine((raw, ctx) => report(ctx, sidecarIssues(parsedView(raw, ctx.issues))), whenMapping)
+  .transform(
+    (raw): SidecarConfig =>
+      deepFreeze({
+        listen: raw.sidecar.listen ?? SIDECAR_DEFAULTS.listen,
+        proxy: raw.sidecar.proxy,
+        probe: resolveProbe(parsedView(raw, []), [['sidecar']], SIDECAR_DEFAULTS.probe),
+        liveness: raw.sidecar.liveness,
+      }),
+  );

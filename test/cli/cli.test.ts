@@ -89,13 +89,14 @@ describe('check-config', () => {
     }
   });
 
-  it('prints every error by its path, exit 1', async () => {
+  it('prints every error by its path, field and cross-field ones in one run, exit 1', async () => {
     const ran = await runBin(['check-config', join(FIXTURES, 'invalid-several-errors.yaml')]);
     expect(ran.code).toBe(1);
     expect(ran.stderr.trim().split('\n')).toEqual([
       'dns.ttl: expected a number, got the text "ten"',
       'services[0].onAllDown: "none" is not one of servfail, last, all',
       'services[0].pools[1].proxy: "squid-secondary" is not an http:// or https:// proxy URL',
+      'probe.timeout: timeout (5s) must not be longer than interval (2s)',
     ]);
   });
 
@@ -112,7 +113,7 @@ describe('dns', () => {
     const ran = await runBin(['dns', '--config', join(FIXTURES, 'invalid-several-errors.yaml')]);
     expect(ran.code).toBe(2);
     const lines = ran.stderr.trim().split('\n');
-    expect(lines).toHaveLength(3);
+    expect(lines).toHaveLength(4);
     expect(lines[0]).toContain('dns.ttl: expected a number');
     expect(ran.stderr).not.toMatch(/\n\s+at /);
   });

@@ -241,3 +241,78 @@ describe('durations', () => {
     );
   });
 });
+
+describe('cross-field checks run on every part that parsed', () => {
+  // Regression: they ran only once every field was valid, so an operator fixed the field errors
+  // and then met a second list.
+  it('lists field and cross-field errors in one run', () => {
+    const loaded = parse('invalid-every-error-at-once.yaml');
+    expect(loaded.ok ? [] : loaded.errors).toEqual(expectedLines(read('invalid-every-error-at-once.yaml')));
+    expect(loaded.ok ? [] : loaded.errors).toHaveLength(7);
+  });
+
+  it('skips only a check whose fields were refused', () => {
+    const base = {
+      probe: { targets: ['http://a/'] },
+      services: [{ name: 'p', pools: [{ name: 'a', proxy: 'http://s:3128' }] }],
+    };
+    const errors = (probe: Record<string, unknown>) => {
+      const loaded = parseConfigText(
+        JSON.stringify({ ...base, probe: { ...base.probe, ...probe } }),
+        dnsConfigSchema,
+      );
+      return loaded.ok ? [] : loaded.errors;
+    };
+    // quorum refused: the quorum check is skipped, the timeout check still runs.
+    expect(errors({ quorum: 0, timeout: '5s' })).toEqual([
+      'probe.quorum: must be at least 1',
+      'probe.timeout: timeout (5s) must not be longer than interval (2s)',
+    ]);
+    // interval refused: the timeout check is skipped, the quorum check still runs.
+    expect(errors({ quorum: 2, timeout: '5s', interval: 'soon' })).toEqual([
+      'probe.interval: "soon" is not a duration (use e.g. 500ms, 2s, 1m)',
+      'probe.quorum: quorum 2 is more than the 1 target(s)',
+    ]);
+    // targets refused: neither "required" nor the quorum check, which both need them.
+    expect(errors({ targets: ['ftp://a/'], quorum: 2 })).toEqual([
+      'probe.targets[0]: "ftp://a/" is not an http:// or https:// target URL',
+    ]);
+  });
+
+  it('checks duplicate names among the services and pools that parsed', () => {
+    const loaded = parseConfigText(
+      JSON.stringify({
+        probe: { targets: ['http://a/'] },
+        services: [
+          { name: 'p', pools: [{ name: 'a', proxy: 'http://s:3128' }] },
+          {
+            name: 'P',
+            pools: [
+              { name: 'a', proxy: 'nope' },
+              { name: 'A', proxy: 'http://s:3128' },
+            ],
+          },
+          { name: 'bad name', pools: [{ name: 'a', proxy: 'http://s:3128' }] },
+        ],
+      }),
+      dnsConfigSchema,
+    );
+    expect(loaded.ok ? [] : loaded.errors).toEqual([
+      'services[1].pools[0].proxy: "nope" is not an http:// or https:// proxy URL',
+      'services[2].name: must be a DNS label (letters, digits, hyphens)',
+      'services[1].name: duplicate service name "p"',
+      'services[1].pools[1].name: duplicate pool name "a"',
+    ]);
+  });
+
+  it('still checks a block that also has an unknown key', () => {
+    const loaded = parseConfigText(
+      'sidecar: { targets: [http://a/], quorum: 2, intervl: 10s }',
+      sidecarConfigSchema,
+    );
+    expect(loaded.ok ? [] : loaded.errors).toEqual([
+      'sidecar.intervl: unknown key (check the spelling)',
+      'sidecar.quorum: quorum 2 is more than the 1 target(s)',
+    ]);
+  });
+});
