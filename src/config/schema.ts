@@ -4,11 +4,12 @@
 //
 // A file is judged in two steps, so that one run of check-config lists every error:
 //   1. every field on its own: types, ranges, URLs, unknown keys;
-//   2. the cross-field checks (unique names, quorum <= targets, timeout <= interval) on every
-//      part that step 1 accepted. A check that would compare a value step 1 refused is skipped:
-//      it would judge a value that is itself wrong.
+//   2. the cross-field checks (unique names, quorum <= targets, timeout <= interval, dns.listen
+//      apart from http.listen) on every part that step 1 accepted. A check that would compare a
+//      value step 1 refused is skipped: it would judge a value that is itself wrong.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { formatAddress } from '../errors.js';
 import { redactUrl } from '../redact.js';
 import { formatDuration, parseDuration } from './duration.js';
 
@@ -360,8 +361,51 @@ function duplicates(parsed: Parsed, list: Path, what: string): Issue[] {
   return issues;
 }
 
+// An address as bind() sees it: IPv6 in its canonical form, an IPv4-mapped one as IPv4.
+function bindHost(host: string): string {
+  if (!host.includes(':')) return host;
+  let canonical: string;
+  try {
+    canonical = new URL(`http://[${host}]/`).hostname.slice(1, -1);
+  } catch {
+    return host; // a scope id (fe80::1%eth0): compared as written
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (!mapped) return canonical;
+  const high = Number.parseInt(mapped[1] as string, 16);
+  const low = Number.parseInt(mapped[2] as string, 16);
+  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+}
+
+/**
+ * Whether two TCP listeners would fight over a port (DNS serves TCP on dns.listen too). 0.0.0.0
+ * takes the port on every IPv4 address; [::] on every address of both families, since Node leaves
+ * IPv6 sockets dual-stack. Port 0 is a fresh free port each time: never a clash.
+ */
+function sameTcpPort(a: ListenAddress, b: ListenAddress): boolean {
+  if (a.port !== b.port || a.port === 0) return false;
+  const x = bindHost(a.host);
+  const y = bindHost(b.host);
+  if (x === y || x === '::' || y === '::') return true;
+  return (x === '0.0.0.0' && isIP(y) === 4) || (y === '0.0.0.0' && isIP(x) === 4);
+}
+
 function dnsIssues(parsed: Parsed): Issue[] {
   const issues: Issue[] = [];
+  const dnsListen = parsed.leaf(['dns', 'listen']);
+  const httpListen = parsed.leaf(['http', 'listen']);
+  // Without this, `dns` binds DNS first and then fails on http.listen with "address in use",
+  // as if another server held the port.
+  if (
+    isMapping(dnsListen) &&
+    isMapping(httpListen) &&
+    sameTcpPort(dnsListen as unknown as ListenAddress, httpListen as unknown as ListenAddress)
+  ) {
+    issues.push({
+      path: ['http', 'listen'],
+      message: `${formatAddress(httpListen as unknown as ListenAddress)} clashes with dns.listen ${formatAddress(dnsListen as unknown as ListenAddress)} (the DNS server takes TCP on that port too); use another port`,
+    });
+  }
   issues.push(...duplicates(parsed, ['services'], 'service name'));
   // Where no pool lists its own targets, the operator meant the shared block: one line there.
   // Where some do, the ones that do not are named, since those are the pools to fix.

@@ -100,6 +100,20 @@ describe('check-config', () => {
     ]);
   });
 
+  // Regression: check-config passed it, then `dns` bound DNS and failed on http.listen with
+  // "address already in use", as if another server held the port.
+  it('refuses http.listen on the port of dns.listen, naming the clash', async () => {
+    const file = configFile('clash.yaml', serving(15398, 15398));
+    const line =
+      'http.listen: 127.0.0.31:15398 clashes with dns.listen 127.0.0.31:15398 (the DNS server takes TCP on that port too); use another port';
+    const checked = await runBin(['check-config', file]);
+    expect(checked.code).toBe(1);
+    expect(checked.stderr.trim()).toBe(line);
+    const started = await runBin(['dns', '--config', file]);
+    expect(started.code).toBe(2);
+    expect(started.stderr.trim()).toBe(`egress-failover: ${line}`);
+  });
+
   it('a missing file: one line, exit 1', async () => {
     const ran = await runBin(['check-config', join(dir, 'absent.yaml')]);
     expect(ran.code).toBe(1);

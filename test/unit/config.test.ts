@@ -316,3 +316,51 @@ describe('cross-field checks run on every part that parsed', () => {
     ]);
   });
 });
+
+describe('dns.listen and http.listen', () => {
+  const listens = (dns: string, http: string) => {
+    const loaded = parseConfigText(
+      JSON.stringify({
+        dns: { listen: dns },
+        http: { listen: http },
+        probe: { targets: ['http://a/'] },
+        services: [{ name: 'p', pools: [{ name: 'a', proxy: 'http://s:3128' }] }],
+      }),
+      dnsConfigSchema,
+    );
+    return loaded.ok ? [] : loaded.errors;
+  };
+
+  // Regression: check-config passed these, then `dns` bound DNS and failed on http.listen with
+  // "address already in use", as if another server held the port.
+  it.each([
+    ['127.0.0.1:5353', '127.0.0.1:5353'],
+    ['0.0.0.0:5353', '127.0.0.1:5353'],
+    ['127.0.0.1:5353', '0.0.0.0:5353'],
+    ['0.0.0.0:5353', '0.0.0.0:5353'],
+    ['[::]:5353', '[::1]:5353'],
+    ['[::1]:5353', '[0:0::1]:5353'],
+    // [::] is dual-stack (Node leaves IPV6_V6ONLY off): it takes the IPv4 port too.
+    ['[::]:5353', '0.0.0.0:5353'],
+    ['[::]:5353', '127.0.0.1:5353'],
+    ['[::ffff:127.0.0.1]:5353', '127.0.0.1:5353'],
+  ])('refuses dns.listen %s with http.listen %s', (dns, http) => {
+    const errors = listens(dns, http);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/^http\.listen: \S+ clashes with dns\.listen \S+ \(the DNS server takes TCP/);
+  });
+
+  it.each([
+    ['127.0.0.1:5353', '127.0.0.1:8080'],
+    ['127.0.0.1:5353', '127.0.0.2:5353'],
+    ['127.0.0.1:0', '127.0.0.1:0'],
+    ['0.0.0.0:5353', '[::1]:5353'],
+    ['[fd00::1]:5353', '[fd00::2]:5353'],
+  ])('accepts dns.listen %s with http.listen %s', (dns, http) => {
+    expect(listens(dns, http)).toEqual([]);
+  });
+
+  it('does not compare a listen address that is itself wrong', () => {
+    expect(listens('127.0.0.1:99999', '127.0.0.1:99999')).toHaveLength(2);
+  });
+});
