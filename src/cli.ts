@@ -11,7 +11,7 @@
 // Options go before or after the command (`--log-level debug dns --config f` works too).
 // --log-level wins over LOG_LEVEL, which wins over the default, info.
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { formatDuration, parseDuration } from './config/duration.js';
+import { formatDuration, MAX_DURATION_MS, parseDuration } from './config/duration.js';
 import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS, type LogLevel } from './log.js';
 import { redactUrl } from './redact.js';
 
@@ -107,7 +107,7 @@ status within the timeout. Exit 0 healthy, 1 not, 2 on a usage error.
 
   --proxy URL         the proxy to check, e.g. http://127.0.0.1:3128, required
   --target URL        an outside URL that proves egress, required; repeat for several
-  --timeout DURATION  per target, e.g. 500ms, 3s (default: ${formatDuration(PROBE_DEFAULT_TIMEOUT_MS)})
+  --timeout DURATION  per target, e.g. 500ms, 3s (default: ${formatDuration(PROBE_DEFAULT_TIMEOUT_MS)}; at most ${formatDuration(MAX_DURATION_MS)})
 
 ${FOOTER}`,
 
@@ -231,6 +231,12 @@ export function parseCommandLine(argv: readonly string[], context: CommandLineCo
         const parsed = parseDuration(values.timeout as string);
         if (parsed === undefined || parsed <= 0) {
           return error(`probe: --timeout "${values.timeout}" is not a duration (use e.g. 500ms, 3s)`);
+        }
+        // Node's timers cannot wait longer than 2^31-1 ms: past it they fire at once.
+        if (parsed > MAX_DURATION_MS) {
+          return error(
+            `probe: --timeout "${values.timeout}" is longer than the maximum of ${formatDuration(MAX_DURATION_MS)}`,
+          );
         }
         timeoutMs = parsed;
       }

@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { formatAddress } from '../errors.js';
 import { redactUrl } from '../redact.js';
-import { formatDuration, parseDuration } from './duration.js';
+import { formatDuration, MAX_DURATION_MS, parseDuration } from './duration.js';
 
 export type OnAllDown = 'servfail' | 'last' | 'all';
 export type LivenessMode = 'deep' | 'attributed' | 'shallow';
@@ -84,6 +84,13 @@ const duration = z
     }
     if (ms <= 0) {
       ctx.addIssue({ code: 'custom', message: `"${text}" must be longer than zero` });
+      return z.NEVER;
+    }
+    if (ms > MAX_DURATION_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${text}" is longer than the maximum of ${formatDuration(MAX_DURATION_MS)}`,
+      });
       return z.NEVER;
     }
     return ms;

@@ -114,6 +114,17 @@ describe('check-config', () => {
     expect(started.stderr.trim()).toBe(`egress-failover: ${line}`);
   });
 
+  // Regression: "interval: 600h" passed, then Node warned TimeoutOverflowWarning and probed
+  // every millisecond.
+  it('refuses a duration beyond the maximum', async () => {
+    const ran = await runBin(['check-config', join(FIXTURES, 'invalid-duration-too-long.yaml')]);
+    expect(ran.code).toBe(1);
+    expect(ran.stderr.trim().split('\n')).toEqual([
+      'probe.interval: "600h" is longer than the maximum of 24h',
+      'services[0].pools[0].probe.timeout: "25h" is longer than the maximum of 24h',
+    ]);
+  });
+
   it('a missing file: one line, exit 1', async () => {
     const ran = await runBin(['check-config', join(dir, 'absent.yaml')]);
     expect(ran.code).toBe(1);

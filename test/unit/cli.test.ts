@@ -113,7 +113,7 @@ describe('help and version', () => {
     expect(helpText('dns')).toContain('interval 2s, timeout 1s, rise 2, fall 2');
     expect(helpText('sidecar')).toContain('sidecar.listen 0.0.0.0:8081, proxy http://127.0.0.1:3128');
     expect(helpText('sidecar')).toContain('interval 5s, timeout 3s, rise 1, fall 3');
-    expect(helpText('probe')).toContain('(default: 3s)');
+    expect(helpText('probe')).toContain('(default: 3s');
     for (const command of ['dns', 'sidecar', 'probe', 'check-config'] as const) {
       expect(helpText(command)).toContain('--log-level');
       expect(helpText(command)).toContain('README');
@@ -160,6 +160,10 @@ describe('usage errors: one line each', () => {
       'probe: --timeout "0s" is not a duration (use e.g. 500ms, 3s)',
     ],
     ['--help=yes', '--help takes no value'],
+    [
+      'probe --proxy http://squid:3128 --target http://a/ --timeout 600h',
+      'probe: --timeout "600h" is longer than the maximum of 24h',
+    ],
   ])('%j', (line, message) => {
     const result = parse(line);
     expect(result).toEqual({ command: 'error', message });

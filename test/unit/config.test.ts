@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseDuration } from '../../src/config/duration.js';
+import { formatDuration, MAX_DURATION_MS, parseDuration } from '../../src/config/duration.js';
 import { formatPath, loadDnsConfig, loadSidecarConfig, parseConfigText } from '../../src/config/load.js';
 import { type DnsConfig, dnsConfigSchema, sidecarConfigSchema } from '../../src/config/schema.js';
 
@@ -214,11 +214,35 @@ describe('durations', () => {
     ['1.5s', 1_500],
     [' 2s ', 2_000],
     ['0s', 0],
+    // Compounds, as Go's time.Duration and Kubernetes write them.
+    ['1m30s', 90_000],
+    ['1h30m', 5_400_000],
+    ['1h0m0s', 3_600_000],
+    ['1s500ms', 1_500],
+    ['2m1.5s', 121_500],
+    ['1h2m3s4ms', 3_723_004],
   ])('parses %j as %i ms', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
   });
 
-  it.each(['', '2', 's', '2 s', '2sec', '-1s', '1d', '2S', '1e3ms', 'Infinityms'])('rejects %j', (text) => {
+  it.each([
+    '',
+    '2',
+    's',
+    '2 s',
+    '2sec',
+    '-1s',
+    '1d',
+    '2S',
+    '1e3ms',
+    'Infinityms',
+    // Compounds out of order or repeating a unit are more likely slips than meant.
+    '30s1m',
+    '1m1m',
+    '1m 30s',
+    '1h30',
+    '1.5.5s',
+  ])('rejects %j', (text) => {
     expect(parseDuration(text)).toBeUndefined();
   });
 
@@ -226,19 +250,60 @@ describe('durations', () => {
     [500, '500ms'],
     [1_500, '1500ms'],
     [2_000, '2s'],
-    [90_000, '90s'],
+    [59_999, '59999ms'],
+    [60_000, '1m'],
+    [90_000, '1m30s'],
     [120_000, '2m'],
+    [121_500, '2m1.5s'],
+    [3_605_000, '1h5s'],
+    [5_430_000, '1h30m30s'],
     [7_200_000, '2h'],
+    [MAX_DURATION_MS, '24h'],
   ])('formats %i ms as %s', (ms, text) => {
     expect(formatDuration(ms)).toBe(text);
   });
 
-  it('round-trips every whole number of milliseconds', () => {
+  it('round-trips every whole number of milliseconds up to the maximum', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 10 * 3_600_000 }), (ms) => {
+      fc.property(fc.integer({ min: 0, max: MAX_DURATION_MS }), (ms) => {
         expect(parseDuration(formatDuration(ms))).toBe(ms);
       }),
     );
+  });
+
+  it('keeps the maximum within what a Node timer can wait, jitter included', () => {
+    expect(MAX_DURATION_MS * 1.05).toBeLessThan(2 ** 31 - 1);
+  });
+
+  // Regression: "interval: 600h" passed, and Node then fired the timer after 1 ms.
+  it.each([
+    ['interval', '24h', true],
+    ['interval', '24h0m0s', true],
+    ['interval', '86400001ms', false],
+    ['interval', '600h', false],
+    ['fastInterval', '2147483648ms', false],
+  ])('probe.%s: %s is accepted: %s', (key, text, ok) => {
+    const loaded = parseConfigText(
+      `probe: { targets: [http://a/], ${key}: ${text} }\nservices: [{ name: p, pools: [{ name: a, proxy: "http://s:3128" }] }]`,
+      dnsConfigSchema,
+    );
+    expect(loaded.ok ? [] : loaded.errors).toEqual(
+      ok ? [] : [`probe.${key}: "${text}" is longer than the maximum of 24h`],
+    );
+  });
+
+  it('reads compound durations in the config', () => {
+    const [pool] = dnsFixture('valid-compound-durations.yaml').services[0]?.pools ?? [];
+    expect(pool?.probe).toMatchObject({ intervalMs: 3_600_000, timeoutMs: 2_500, fastIntervalMs: 250 });
+    const shared = parseConfigText(
+      read('valid-compound-durations.yaml').replace(/ +probe: \{.*\}\n/, ''),
+      dnsConfigSchema,
+    );
+    if (!shared.ok) throw new Error(shared.errors.join('\n'));
+    expect(shared.config.services[0]?.pools[0]?.probe).toMatchObject({
+      intervalMs: 90_000,
+      timeoutMs: 1_500,
+    });
   });
 });
 
