@@ -116,24 +116,43 @@ const listenAddress = z
     return { host, port };
   });
 
+// "200-399" -> { min: 200, max: 399 }; "404" -> { min: 404, max: 404 }
+function statusRange(text: string): StatusRange | undefined {
+  const match = /^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$/.exec(text);
+  const min = Number(match?.[1]);
+  const max = Number(match?.[2] ?? match?.[1]);
+  return match && min >= 100 && max <= 599 && min <= max ? { min, max } : undefined;
+}
+
+// A text ("200-399", "200,204,300-399"), one status (404), or a YAML list of either ([200, 404],
+// ["200-299", 404]): operators write all three, and each reads the same way.
+const statusItem = z.union([z.string(), z.number()]);
 const statusRanges = z
-  .union([z.string(), z.number()], { error: 'expected a status list such as 200-399 or 200,204' })
+  .union([statusItem, z.array(statusItem).min(1, 'needs at least one status')], {
+    error: 'expected a status list such as 200-399, 200,204 or [200, 404]',
+  })
   .transform((value, ctx): StatusRange[] => {
     const ranges: StatusRange[] = [];
-    for (const part of String(value).split(',')) {
-      const match = /^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$/.exec(part);
-      const min = Number(match?.[1]);
-      const max = Number(match?.[2] ?? match?.[1]);
-      if (!match || min < 100 || max > 599 || min > max) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `"${value}" is not a status list (e.g. 200-399 or 200,204)`,
-        });
-        return z.NEVER;
+    let failed = false;
+    const items = Array.isArray(value) ? value : [value];
+    items.forEach((item, index) => {
+      const parts = String(item).split(',').map(statusRange);
+      if (parts.every((range) => range !== undefined)) {
+        ranges.push(...parts);
+        return;
       }
-      ranges.push({ min, max });
-    }
-    return ranges;
+      failed = true;
+      ctx.addIssue(
+        Array.isArray(value)
+          ? {
+              code: 'custom',
+              path: [index],
+              message: `${JSON.stringify(item)} is not a status or a range (e.g. 404 or 200-399)`,
+            }
+          : { code: 'custom', message: `"${value}" is not a status list (e.g. 200-399 or 200,204)` },
+      );
+    });
+    return failed ? z.NEVER : ranges;
   });
 
 // A URL that fails to parse may still carry a password; messages go to stderr and logs.

@@ -307,6 +307,43 @@ describe('durations', () => {
   });
 });
 
+describe('expectStatus', () => {
+  it('takes a YAML list of statuses and ranges as well as the text form', () => {
+    const pools = dnsFixture('valid-expect-status-list.yaml').services[0]?.pools ?? [];
+    expect(pools.map((pool) => pool.probe.expectStatus)).toEqual([
+      [
+        { min: 200, max: 299 },
+        { min: 404, max: 404 },
+      ],
+      [
+        { min: 204, max: 204 },
+        { min: 300, max: 399 },
+      ],
+    ]);
+    const text = dnsConfigSchema.parse({
+      probe: { targets: ['http://a/'], expectStatus: '200,204,300-399' },
+      services: [{ name: 'p', pools: [{ name: 'a', proxy: 'http://s:3128' }] }],
+    });
+    expect(text.services[0]?.pools[0]?.probe.expectStatus).toEqual([
+      { min: 200, max: 200 },
+      { min: 204, max: 204 },
+      { min: 300, max: 399 },
+    ]);
+  });
+
+  it('takes the list form in a sidecar config too', () => {
+    const loaded = parseConfigText(
+      'sidecar: { targets: [http://a/], expectStatus: [200, 404] }',
+      sidecarConfigSchema,
+    );
+    if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
+    expect(loaded.config.probe.expectStatus).toEqual([
+      { min: 200, max: 200 },
+      { min: 404, max: 404 },
+    ]);
+  });
+});
+
 describe('cross-field checks run on every part that parsed', () => {
   // Regression: they ran only once every field was valid, so an operator fixed the field errors
   // and then met a second list.
