@@ -113,9 +113,10 @@ ${FOOTER}`,
 
   'check-config': `Usage: egress-failover check-config FILE
 
-Validates a DNS or sidecar config (a file with a top-level "sidecar:" block is a sidecar config)
-without starting anything. Exit 0 when it is valid; otherwise exit 1 and print every error by its
-path in the file, e.g. "services[0].pools[1].proxy: ...", or "line 3 column 1: ..." for YAML syntax.
+Validates a DNS or sidecar config without starting anything: one whose top level has a "sidecar"
+key (in block or flow YAML, or JSON) is a sidecar config. Exit 0 when it is valid; otherwise exit 1
+and print every error by its path in the file, e.g. "services[0].pools[1].proxy: ...", or
+"line 3 column 1: ..." for YAML syntax.
 
   FILE                the config to check (also accepted as --config FILE)
 

@@ -4,8 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { type Command, parseCommandLine } from './cli.js';
-import { type Loaded, loadDnsConfig, loadSidecarConfig, parseConfigText } from './config/load.js';
-import { dnsConfigSchema, sidecarConfigSchema } from './config/schema.js';
+import { type Loaded, loadDnsConfig, loadSidecarConfig, parseAnyConfigText } from './config/load.js';
 import { configLoadError, EXIT, isOperatorError, type OperatorError } from './errors.js';
 import { probeRound } from './health/probe.js';
 import { createLogger, type Logger } from './log.js';
@@ -84,7 +83,7 @@ function startable<T>(file: string, loaded: Loaded<T>): { config: T; text: strin
   throw configLoadError(file, loaded);
 }
 
-/** A file with a top-level `sidecar:` block is a sidecar config; anything else a DNS server's. */
+/** A file whose top level has a `sidecar` key is a sidecar config; anything else a DNS server's. */
 async function checkConfig(file: string): Promise<number> {
   let text: string;
   try {
@@ -93,15 +92,12 @@ async function checkConfig(file: string): Promise<number> {
     stderr(`${file}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     return EXIT.NOT_OK;
   }
-  const isSidecar = /^sidecar\s*:/m.test(text) || /^\s*\{\s*"sidecar"/.test(text);
-  const loaded = isSidecar
-    ? parseConfigText(text, sidecarConfigSchema)
-    : parseConfigText(text, dnsConfigSchema);
+  const loaded = parseAnyConfigText(text);
   if (!loaded.ok) {
     for (const line of loaded.errors) stderr(line);
     return EXIT.NOT_OK;
   }
-  stdout(`${file}: ok (${isSidecar ? 'sidecar' : 'dns'} config)`);
+  stdout(`${file}: ok (${loaded.config.kind} config)`);
   return EXIT.OK;
 }
 

@@ -3,7 +3,13 @@
 import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { type DnsConfig, dnsConfigSchema, type SidecarConfig, sidecarConfigSchema } from './schema.js';
+import {
+  configKind,
+  type DnsConfig,
+  dnsConfigSchema,
+  type SidecarConfig,
+  sidecarConfigSchema,
+} from './schema.js';
 
 /**
  * A config, or why not: `errors` are the lines to print, one per problem. `reason` tells a file
@@ -59,7 +65,10 @@ const operatorMessages: z.core.$ZodErrorMap = (issue) => {
   }
 };
 
-export function parseConfigText<T>(text: string, schema: z.ZodType<T>): Loaded<T> {
+/** The YAML document as plain data, or its syntax errors as "line N column M: message" lines. */
+function readYaml(
+  text: string,
+): { ok: true; data: unknown } | { ok: false; reason: 'invalid'; errors: string[] } {
   // prettyErrors would put the position in the message with a code excerpt over several lines;
   // a LineCounter gives the bare position for one line per error.
   const lineCounter = new LineCounter();
@@ -74,13 +83,15 @@ export function parseConfigText<T>(text: string, schema: z.ZodType<T>): Loaded<T
       }),
     };
   }
-  let data: unknown;
   try {
-    data = doc.toJS() ?? {};
+    return { ok: true, data: doc.toJS() ?? {} };
   } catch (err) {
     // toJS throws on alias bombs (more alias expansions than maxAliasCount allows).
     return { ok: false, reason: 'invalid', errors: [`yaml: ${(err as Error).message.split('\n')[0]}`] };
   }
+}
+
+function validate<T>(data: unknown, text: string, schema: z.ZodType<T>): Loaded<T> {
   const result = schema.safeParse(data, { error: operatorMessages });
   if (result.success) return { ok: true, config: result.data, text };
   return {
@@ -93,6 +104,28 @@ export function parseConfigText<T>(text: string, schema: z.ZodType<T>): Loaded<T
         : [`${formatPath(issue.path) || '(root)'}: ${issue.message}`],
     ),
   };
+}
+
+export function parseConfigText<T>(text: string, schema: z.ZodType<T>): Loaded<T> {
+  const yaml = readYaml(text);
+  return yaml.ok ? validate(yaml.data, text, schema) : yaml;
+}
+
+export type AnyConfig = { kind: 'dns'; config: DnsConfig } | { kind: 'sidecar'; config: SidecarConfig };
+
+/**
+ * For check-config, which is not told the kind: it is read from the parsed document (configKind
+ * in schema.ts), so flow-style YAML, JSON and quoted keys are told apart as block YAML is.
+ */
+export function parseAnyConfigText(text: string): Loaded<AnyConfig> {
+  const yaml = readYaml(text);
+  if (!yaml.ok) return yaml;
+  if (configKind(yaml.data) === 'sidecar') {
+    const loaded = validate(yaml.data, text, sidecarConfigSchema);
+    return loaded.ok ? { ...loaded, config: { kind: 'sidecar', config: loaded.config } } : loaded;
+  }
+  const loaded = validate(yaml.data, text, dnsConfigSchema);
+  return loaded.ok ? { ...loaded, config: { kind: 'dns', config: loaded.config } } : loaded;
 }
 
 async function loadFile<T>(file: string, schema: z.ZodType<T>): Promise<Loaded<T>> {

@@ -2,11 +2,12 @@
 // Files use the SPEC's keys ("interval: 2s"); the parsed, frozen result uses milliseconds with the
 // unit in the name (intervalMs) so no later code has to remember which numbers are durations.
 //
-// A file is judged in two steps, so that one run of check-config lists every error:
-//   1. every field on its own: types, ranges, URLs, unknown keys;
-//   2. the cross-field checks (unique names, quorum <= targets, timeout <= interval, dns.listen
-//      apart from http.listen) on every part that step 1 accepted. A check that would compare a
-//      value step 1 refused is skipped: it would judge a value that is itself wrong.
+// A file is judged in three steps, so that one run of check-config lists every error:
+//   1. its kind: a DNS config handed to the sidecar (or the reverse) is said so, in one line;
+//   2. every field on its own: types, ranges, URLs, unknown keys;
+//   3. the cross-field checks (unique names, quorum <= targets, timeout <= interval, dns.listen
+//      apart from http.listen) on every part that step 2 accepted. A check that would compare a
+//      value step 2 refused is skipped: it would judge a value that is itself wrong.
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { formatAddress } from '../errors.js';
@@ -239,7 +240,7 @@ const SIDECAR_DEFAULTS = {
   } satisfies ProbeDefaults,
 } as const;
 
-// ---- reading what step 1 accepted ---------------------------------------------------------------
+// ---- reading what step 2 accepted ---------------------------------------------------------------
 
 type Path = (string | number)[];
 type Issue = { path: Path; message: string };
@@ -248,7 +249,7 @@ type Issue = { path: Path; message: string };
 const REFUSED = Symbol('refused');
 
 /**
- * The document as step 1 left it: parsed values where fields passed, the input (or a zod marker)
+ * The document as step 2 left it: parsed values where fields passed, the input (or a zod marker)
  * where they failed, so every read of a value goes through `leaf`, which knows which is which.
  */
 interface Parsed {
@@ -475,7 +476,37 @@ function sidecarIssues(parsed: Parsed): Issue[] {
 
 // ---- assembling the steps -------------------------------------------------------------------------
 
-/** Step 2 runs whenever the document is a mapping, whatever step 1 found. */
+export type ConfigKind = 'dns' | 'sidecar';
+
+/** A mapping with a top-level `sidecar` key is a sidecar config; anything else is read as a DNS server's. */
+export function configKind(document: unknown): ConfigKind {
+  return isMapping(document) && 'sidecar' in document ? 'sidecar' : 'dns';
+}
+
+const DNS_KEYS = ['dns', 'http', 'probe', 'services'];
+
+/** Step 1: a file of the other kind gets one line that says so, instead of a list of unknown keys. */
+function kindGuard(expected: ConfigKind) {
+  return z.unknown().superRefine((document, ctx) => {
+    if (!isMapping(document) || configKind(document) === expected) return;
+    if (expected === 'dns') {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'this is a sidecar config (top-level sidecar:), the dns server reads dns:, http:, probe: and services:',
+      });
+      return;
+    }
+    const found = DNS_KEYS.filter((key) => key in document);
+    if (found.length === 0) return; // nothing to tell it by: "sidecar: required" says enough
+    ctx.addIssue({
+      code: 'custom',
+      message: `this is a dns config (top-level ${found.map((key) => `${key}:`).join(', ')}), the sidecar reads a sidecar: block`,
+    });
+  });
+}
+
+/** Step 3 runs whenever the document is a mapping, whatever step 2 found. */
 const whenMapping = { when: (payload: { value: unknown }) => isMapping(payload.value) };
 
 function report(ctx: z.RefinementCtx, issues: readonly Issue[]): void {
@@ -523,32 +554,34 @@ const dnsFields = z.strictObject({
   services: z.array(serviceSchema).min(1, 'needs at least one service'),
 });
 
-export const dnsConfigSchema = dnsFields
-  .superRefine((raw, ctx) => report(ctx, dnsIssues(parsedView(raw, ctx.issues))), whenMapping)
-  .transform((raw): DnsConfig => {
-    const parsed = parsedView(raw, []);
-    return deepFreeze({
-      dns: {
-        zone: raw.dns.zone,
-        listen: raw.dns.listen,
-        ttl: raw.dns.ttl,
-        nameserver: raw.dns.nameserver ?? `ns.${raw.dns.zone}`,
-      },
-      http: { listen: raw.http.listen },
-      services: raw.services.map((service, s) => ({
-        name: service.name,
-        onAllDown: service.onAllDown,
-        pools: service.pools.map(
-          (pool, p): PoolConfig => ({
-            name: pool.name,
-            proxy: pool.proxy,
-            addresses: pool.address === undefined ? undefined : [pool.address].flat(),
-            probe: resolveProbe(parsed, [['probe'], ['services', s, 'pools', p, 'probe']], PROBE_DEFAULTS),
-          }),
-        ),
-      })),
-    });
-  });
+export const dnsConfigSchema = kindGuard('dns').pipe(
+  dnsFields
+    .superRefine((raw, ctx) => report(ctx, dnsIssues(parsedView(raw, ctx.issues))), whenMapping)
+    .transform((raw): DnsConfig => {
+      const parsed = parsedView(raw, []);
+      return deepFreeze({
+        dns: {
+          zone: raw.dns.zone,
+          listen: raw.dns.listen,
+          ttl: raw.dns.ttl,
+          nameserver: raw.dns.nameserver ?? `ns.${raw.dns.zone}`,
+        },
+        http: { listen: raw.http.listen },
+        services: raw.services.map((service, s) => ({
+          name: service.name,
+          onAllDown: service.onAllDown,
+          pools: service.pools.map(
+            (pool, p): PoolConfig => ({
+              name: pool.name,
+              proxy: pool.proxy,
+              addresses: pool.address === undefined ? undefined : [pool.address].flat(),
+              probe: resolveProbe(parsed, [['probe'], ['services', s, 'pools', p, 'probe']], PROBE_DEFAULTS),
+            }),
+          ),
+        })),
+      });
+    }),
+);
 
 // ---- the sidecar's config -----------------------------------------------------------------------
 
@@ -561,14 +594,16 @@ const sidecarFields = z.strictObject({
   }),
 });
 
-export const sidecarConfigSchema = sidecarFields
-  .superRefine((raw, ctx) => report(ctx, sidecarIssues(parsedView(raw, ctx.issues))), whenMapping)
-  .transform(
-    (raw): SidecarConfig =>
-      deepFreeze({
-        listen: raw.sidecar.listen ?? SIDECAR_DEFAULTS.listen,
-        proxy: raw.sidecar.proxy,
-        probe: resolveProbe(parsedView(raw, []), [['sidecar']], SIDECAR_DEFAULTS.probe),
-        liveness: raw.sidecar.liveness,
-      }),
-  );
+export const sidecarConfigSchema = kindGuard('sidecar').pipe(
+  sidecarFields
+    .superRefine((raw, ctx) => report(ctx, sidecarIssues(parsedView(raw, ctx.issues))), whenMapping)
+    .transform(
+      (raw): SidecarConfig =>
+        deepFreeze({
+          listen: raw.sidecar.listen ?? SIDECAR_DEFAULTS.listen,
+          proxy: raw.sidecar.proxy,
+          probe: resolveProbe(parsedView(raw, []), [['sidecar']], SIDECAR_DEFAULTS.probe),
+          liveness: raw.sidecar.liveness,
+        }),
+    ),
+);

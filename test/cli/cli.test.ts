@@ -100,6 +100,18 @@ describe('check-config', () => {
     ]);
   });
 
+  // Regression: the kind was guessed with a regex over the text (/^sidecar\s*:/m), so flow-style
+  // YAML and a quoted key were judged DNS configs while `sidecar --config` accepted them.
+  it.each(['valid-sidecar-flow-style.yaml', 'valid-sidecar-quoted-key.yaml'])(
+    'tells %s for a sidecar config by its parsed document, exit 0',
+    async (name) => {
+      const ran = await runBin(['check-config', join(FIXTURES, name)]);
+      expect(ran.stderr).toBe('');
+      expect(ran.code).toBe(0);
+      expect(ran.stdout.trim()).toBe(`${join(FIXTURES, name)}: ok (sidecar config)`);
+    },
+  );
+
   // Regression: check-config passed it, then `dns` bound DNS and failed on http.listen with
   // "address already in use", as if another server held the port.
   it('refuses http.listen on the port of dns.listen, naming the clash', async () => {
@@ -141,6 +153,14 @@ describe('dns', () => {
     expect(lines).toHaveLength(4);
     expect(lines[0]).toContain('dns.ttl: expected a number');
     expect(ran.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('a sidecar config: one line that says so', async () => {
+    const ran = await runBin(['dns', '--config', 'examples/sidecar.yaml']);
+    expect(ran.code).toBe(2);
+    expect(ran.stderr.trim().split('\n')).toEqual([
+      'egress-failover: (root): this is a sidecar config (top-level sidecar:), the dns server reads dns:, http:, probe: and services:',
+    ]);
   });
 
   it('a port in use: one line naming the key and the address, exit 2', async () => {
@@ -200,6 +220,15 @@ describe('sidecar', () => {
     expect(ran.stderr.trim().split('\n')).toEqual([
       'egress-failover: sidecar.liveness: "deeep" is not one of deep, attributed, shallow',
     ]);
+  });
+
+  // Regression: the lines were only "sidecar: required" and an "unknown key" per DNS key.
+  it('a dns config: the first line says so, exit 2', async () => {
+    const ran = await runBin(['sidecar', '--config', 'examples/local.yaml']);
+    expect(ran.code).toBe(2);
+    expect(ran.stderr.trim().split('\n')[0]).toBe(
+      'egress-failover: (root): this is a dns config (top-level dns:, http:, probe:, services:), the sidecar reads a sidecar: block',
+    );
   });
 
   it('check-config tells a sidecar config by its top-level block', async () => {

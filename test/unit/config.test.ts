@@ -5,8 +5,14 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatDuration, MAX_DURATION_MS, parseDuration } from '../../src/config/duration.js';
-import { formatPath, loadDnsConfig, loadSidecarConfig, parseConfigText } from '../../src/config/load.js';
-import { type DnsConfig, dnsConfigSchema, sidecarConfigSchema } from '../../src/config/schema.js';
+import {
+  formatPath,
+  loadDnsConfig,
+  loadSidecarConfig,
+  parseAnyConfigText,
+  parseConfigText,
+} from '../../src/config/load.js';
+import { configKind, type DnsConfig, dnsConfigSchema, sidecarConfigSchema } from '../../src/config/schema.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/config');
 const EXAMPLES = join(import.meta.dirname, '../../examples');
@@ -14,7 +20,8 @@ const EXAMPLES = join(import.meta.dirname, '../../examples');
 const fixtures = readdirSync(FIXTURES).sort();
 const valid = fixtures.filter((name) => name.startsWith('valid-'));
 const invalid = fixtures.filter((name) => name.startsWith('invalid-'));
-const schemaFor = (name: string) => (name.includes('sidecar') ? sidecarConfigSchema : dnsConfigSchema);
+const schemaFor = (name: string) =>
+  /^(in)?valid-sidecar-/.test(name) ? sidecarConfigSchema : dnsConfigSchema;
 const read = (name: string) => readFileSync(join(FIXTURES, name), 'utf8');
 const parse = (name: string) => parseConfigText<unknown>(read(name), schemaFor(name));
 
@@ -464,5 +471,63 @@ describe('dns.listen and http.listen', () => {
 
   it('does not compare a listen address that is itself wrong', () => {
     expect(listens('127.0.0.1:99999', '127.0.0.1:99999')).toHaveLength(2);
+  });
+});
+
+describe('the kind of a config', () => {
+  it.each([
+    ['sidecar: { targets: [http://a/] }', 'sidecar'],
+    ['{sidecar: {targets: [http://a/]}}', 'sidecar'],
+    ['"sidecar":\n  targets: [http://a/]', 'sidecar'],
+    ["'sidecar': { targets: [http://a/] }", 'sidecar'],
+    ['{"sidecar": {"targets": ["http://a/"]}}', 'sidecar'],
+    ['# sidecar: is only named in a comment\nservices: []', 'dns'],
+    ['services:\n  - name: sidecar', 'dns'],
+    ['', 'dns'],
+    ['- sidecar', 'dns'],
+  ])('%j is a %s config', async (text, kind) => {
+    const { parseDocument } = await import('yaml');
+    expect(configKind(parseDocument(text).toJS())).toBe(kind);
+  });
+
+  // Regression: check-config guessed the kind with a regex over the text, so these were judged
+  // DNS configs ("services: required") while `sidecar --config` accepted them.
+  it.each(['valid-sidecar-flow-style.yaml', 'valid-sidecar-quoted-key.yaml', 'valid-sidecar-full.yaml'])(
+    'check-config reads %s as a sidecar config',
+    (name) => {
+      const loaded = parseAnyConfigText(read(name));
+      expect(loaded.ok ? loaded.config.kind : loaded.errors).toBe('sidecar');
+    },
+  );
+
+  it('check-config reads anything else as a DNS config', () => {
+    const loaded = parseAnyConfigText(read('valid-json.json'));
+    expect(loaded.ok ? loaded.config.kind : loaded.errors).toBe('dns');
+    expect(parseAnyConfigText(read('invalid-several-errors.yaml'))).toMatchObject({
+      ok: false,
+      errors: expectedLines(read('invalid-several-errors.yaml')),
+    });
+    expect(parseAnyConfigText(read('invalid-sidecar-liveness.yaml'))).toMatchObject({
+      ok: false,
+      errors: ['sidecar.liveness: "deeep" is not one of deep, attributed, shallow'],
+    });
+    expect(parseAnyConfigText('a: [')).toMatchObject({ ok: false, reason: 'invalid' });
+  });
+
+  it('names the other kind on the first line, for either command', () => {
+    const dnsText = read('valid-minimal.yaml');
+    const sidecarText = read('valid-sidecar-minimal.yaml');
+    expect(parseConfigText(dnsText, sidecarConfigSchema)).toMatchObject({
+      ok: false,
+      errors: [
+        '(root): this is a dns config (top-level probe:, services:), the sidecar reads a sidecar: block',
+      ],
+    });
+    expect(parseConfigText(sidecarText, dnsConfigSchema)).toMatchObject({
+      ok: false,
+      errors: [
+        '(root): this is a sidecar config (top-level sidecar:), the dns server reads dns:, http:, probe: and services:',
+      ],
+    });
   });
 });
