@@ -4,7 +4,7 @@
 //
 //   { command: 'dns' | 'sidecar', configPath, logLevel }   run the server
 //   { command: 'check-config', configPath, logLevel }       validate; exit 0 or 1 (EXIT.NOT_OK)
-//   { command: 'probe', proxy, targets, timeoutMs, logLevel }  one deep check; exit 0 healthy, 1 not
+//   { command: 'probe', proxy, targets, quorum, timeoutMs, logLevel }  one deep check; exit 0 healthy, 1 not
 //   { command: 'help' | 'version', text }                   print text on stdout, exit 0
 //   { command: 'error', message }                           print message on stderr, exit 2 (USAGE)
 //
@@ -23,6 +23,8 @@ export type Command =
       readonly command: 'probe';
       readonly proxy: string;
       readonly targets: readonly string[];
+      /** How many targets must pass for "healthy". */
+      readonly quorum: number;
       readonly timeoutMs: number;
       readonly logLevel: LogLevel;
     }
@@ -41,6 +43,8 @@ const COMMANDS = ['dns', 'sidecar', 'probe', 'check-config'] as const;
 type CommandName = (typeof COMMANDS)[number];
 
 export const PROBE_DEFAULT_TIMEOUT_MS = 3_000;
+/** As the config's probe.quorum: one passing target proves egress; more is asked for with --quorum. */
+export const PROBE_DEFAULT_QUORUM = 1;
 
 const LEVELS = LOG_LEVELS.join(', ');
 const FOOTER = `Options for every command:
@@ -56,7 +60,7 @@ const HELP: Record<CommandName | 'main', string> = {
 Usage:
   egress-failover dns --config FILE          the DNS server, its probe loop and HTTP endpoints
   egress-failover sidecar --config FILE      the per-pod health endpoint for one local proxy
-  egress-failover probe --proxy URL --target URL [--target URL ...] [--timeout 3s]
+  egress-failover probe --proxy URL --target URL [--target URL ...] [--quorum N] [--timeout 3s]
                                              one deep check now: exit 0 healthy, 1 not
   egress-failover check-config FILE          validate a config: exit 0, or 1 with every error
   egress-failover COMMAND --help             help on one command
@@ -99,14 +103,17 @@ Exit 2 with one line per problem when the config is invalid or the listen addres
 
 ${FOOTER}`,
 
-  probe: `Usage: egress-failover probe --proxy URL --target URL [--target URL ...] [--timeout 3s]
+  probe: `Usage: egress-failover probe --proxy URL --target URL [--target URL ...] [--quorum N] [--timeout 3s]
 
-Runs one deep check now and prints the verdict and its reason: each target is fetched through
-the proxy (http:// as an absolute-form GET, https:// through CONNECT) and passes on a 200-399
-status within the timeout. Exit 0 healthy, 1 not, 2 on a usage error.
+Runs one deep check now: each target is fetched through the proxy (http:// as an absolute-form
+GET, https:// through CONNECT) and passes on a 200-399 status within the timeout. The proxy is
+healthy when at least --quorum targets pass. Prints the verdict with its reason, then one line
+per target: pass or fail, its reason, its latency. Exit 0 healthy, 1 not, 2 on a usage error.
 
   --proxy URL         the proxy to check, e.g. http://127.0.0.1:3128, required
   --target URL        an outside URL that proves egress, required; repeat for several
+  --quorum N          how many targets must pass (default: ${PROBE_DEFAULT_QUORUM}, as probe.quorum in the config;
+                      at most the number of targets)
   --timeout DURATION  per target, e.g. 500ms, 3s (default: ${formatDuration(PROBE_DEFAULT_TIMEOUT_MS)}; at most ${formatDuration(MAX_DURATION_MS)})
 
 ${FOOTER}`,
@@ -141,12 +148,21 @@ const COMMAND_OPTIONS = {
   probe: {
     proxy: { type: 'string' },
     target: { type: 'string', multiple: true },
+    quorum: { type: 'string' },
     timeout: { type: 'string' },
   },
 } as const;
 
 // Options that take a value, so that their value is not taken for the command's name.
-const TAKES_VALUE = new Set(['--log-level', '--config', '-c', '--proxy', '--target', '--timeout']);
+const TAKES_VALUE = new Set([
+  '--log-level',
+  '--config',
+  '-c',
+  '--proxy',
+  '--target',
+  '--quorum',
+  '--timeout',
+]);
 
 const isCommand = (name: string): name is CommandName => (COMMANDS as readonly string[]).includes(name);
 const error = (message: string): Command => ({ command: 'error', message });
@@ -227,6 +243,16 @@ export function parseCommandLine(argv: readonly string[], context: CommandLineCo
       if (badTarget !== undefined) {
         return error(`probe: --target ${quoteUrl(badTarget)} is not an http:// or https:// URL`);
       }
+      let quorum = PROBE_DEFAULT_QUORUM;
+      if (values.quorum !== undefined) {
+        const text = values.quorum as string;
+        quorum = /^\d+$/.test(text) ? Number(text) : 0;
+        if (quorum < 1)
+          return error(`probe: --quorum "${text}" is not a whole number of targets (1 or more)`);
+        if (quorum > targets.length) {
+          return error(`probe: --quorum ${quorum} is more than the ${targets.length} target(s)`);
+        }
+      }
       let timeoutMs = PROBE_DEFAULT_TIMEOUT_MS;
       if (values.timeout !== undefined) {
         const parsed = parseDuration(values.timeout as string);
@@ -241,7 +267,7 @@ export function parseCommandLine(argv: readonly string[], context: CommandLineCo
         }
         timeoutMs = parsed;
       }
-      return { command: 'probe', proxy, targets, timeoutMs, logLevel };
+      return { command: 'probe', proxy, targets, quorum, timeoutMs, logLevel };
     }
   }
 }

@@ -105,7 +105,7 @@ async function probeOnce(command: Extract<Command, { command: 'probe' }>): Promi
   const result = await probeRound({
     proxy: command.proxy,
     targets: command.targets,
-    quorum: command.targets.length,
+    quorum: command.quorum,
     timeoutMs: command.timeoutMs,
     expectStatus: [{ min: 200, max: 399 }],
   });

@@ -2,7 +2,8 @@
 // stderr, serving, and shutdown on SIGTERM.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -49,6 +50,24 @@ const children: ChildProcess[] = [];
 afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
 });
+
+/** A stand-in proxy that answers absolute-form GETs itself: 200 for a path ending in /ok, else 500. */
+async function fakeProxy(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    res.statusCode = req.url?.endsWith('/ok') ? 200 : 500;
+    res.end('x');
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.31', done));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.31:${port}`,
+    close: () =>
+      new Promise((done) => {
+        server.closeAllConnections();
+        server.close(() => done());
+      }),
+  };
+}
 
 function start(args: string[]): { child: ChildProcess; exit: Promise<number | null>; output: () => string } {
   const child = spawn('node', [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -298,5 +317,55 @@ describe('probe', () => {
   it('a usage error: exit 2', async () => {
     const ran = await runBin(['probe', '--proxy', 'http://127.0.0.30:3128']);
     expect(ran.code).toBe(2);
+  });
+
+  // Regression: several --target made every one required (quorum = number of targets), unlike
+  // the config's default quorum of 1.
+  it('is healthy when one of several targets passes, and prints a line per target', async () => {
+    const proxy = await fakeProxy();
+    try {
+      const ran = await runBin([
+        'probe',
+        '--proxy',
+        proxy.url,
+        '--target',
+        'http://127.0.0.30/ok',
+        '--target',
+        'http://127.0.0.30/down',
+      ]);
+      expect(ran.stderr).toBe('');
+      expect(ran.code).toBe(0);
+      const lines = ran.stdout.trim().split('\n');
+      expect(lines[0]).toBe(`healthy: ok (proxy ${proxy.url})`);
+      expect(lines.slice(1)).toEqual([
+        expect.stringMatching(/^ {2}pass http:\/\/127\.0\.0\.30\/ok ok latency_ms=\d+$/),
+        expect.stringMatching(/^ {2}fail http:\/\/127\.0\.0\.30\/down status=500 latency_ms=\d+$/),
+      ]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('--quorum asks for more passing targets', async () => {
+    const proxy = await fakeProxy();
+    try {
+      const ran = await runBin([
+        'probe',
+        '--proxy',
+        proxy.url,
+        '--target',
+        'http://127.0.0.30/ok',
+        '--target',
+        'http://127.0.0.30/down',
+        '--quorum',
+        '2',
+      ]);
+      expect(ran.code).toBe(1);
+      expect(ran.stdout.split('\n')[0]).toBe(
+        `unhealthy: status=500 target=http://127.0.0.30/down passed=1/2 quorum=2 (proxy ${proxy.url})`,
+      );
+    } finally {
+      await proxy.close();
+    }
   });
 });

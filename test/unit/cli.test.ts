@@ -23,6 +23,7 @@ describe('commands', () => {
         command: 'probe',
         proxy: 'http://127.0.0.1:3128',
         targets: ['http://www.baidu.com/'],
+        quorum: 1,
         timeoutMs: 3_000,
         logLevel: 'info',
       },
@@ -33,12 +34,43 @@ describe('commands', () => {
         command: 'probe',
         proxy: 'http://squid:3128',
         targets: ['http://a/', 'https://b/'],
+        quorum: 1,
         timeoutMs: 500,
+        logLevel: 'info',
+      },
+    ],
+    [
+      'probe --proxy http://squid:3128 --target http://a/ --target https://b/ --quorum 2 --timeout 1m30s',
+      {
+        command: 'probe',
+        proxy: 'http://squid:3128',
+        targets: ['http://a/', 'https://b/'],
+        quorum: 2,
+        timeoutMs: 90_000,
         logLevel: 'info',
       },
     ],
   ])('%s', (line, expected) => {
     expect(parse(line)).toEqual(expected);
+  });
+});
+
+describe('probe quorum', () => {
+  // Regression: several --target made every one of them required, unlike the config's quorum 1,
+  // and --help did not say so.
+  it('is 1 by default however many targets there are, as in the config', () => {
+    expect(
+      parse('probe --proxy http://squid:3128 --target http://a/ --target http://b/ --target http://c/'),
+    ).toMatchObject({
+      command: 'probe',
+      quorum: 1,
+    });
+  });
+
+  it('is documented in the main help and the probe help', () => {
+    expect(helpText()).toContain('[--quorum N]');
+    expect(helpText('probe')).toContain('at least --quorum targets pass');
+    expect(helpText('probe')).toMatch(/then one line\s+per target/);
   });
 });
 
@@ -114,6 +146,9 @@ describe('help and version', () => {
     expect(helpText('sidecar')).toContain('sidecar.listen 0.0.0.0:8081, proxy http://127.0.0.1:3128');
     expect(helpText('sidecar')).toContain('interval 5s, timeout 3s, rise 1, fall 3');
     expect(helpText('probe')).toContain('(default: 3s');
+    expect(helpText('probe')).toMatch(
+      /--quorum N +how many targets must pass \(default: 1, as probe\.quorum/,
+    );
     for (const command of ['dns', 'sidecar', 'probe', 'check-config'] as const) {
       expect(helpText(command)).toContain('--log-level');
       expect(helpText(command)).toContain('README');
@@ -164,6 +199,19 @@ describe('usage errors: one line each', () => {
       'probe --proxy http://squid:3128 --target http://a/ --timeout 600h',
       'probe: --timeout "600h" is longer than the maximum of 24h',
     ],
+    [
+      'probe --proxy http://squid:3128 --target http://a/ --quorum 2',
+      'probe: --quorum 2 is more than the 1 target(s)',
+    ],
+    [
+      'probe --proxy http://squid:3128 --target http://a/ --quorum 0',
+      'probe: --quorum "0" is not a whole number of targets (1 or more)',
+    ],
+    [
+      'probe --proxy http://squid:3128 --target http://a/ --quorum all',
+      'probe: --quorum "all" is not a whole number of targets (1 or more)',
+    ],
+    ['probe --proxy http://squid:3128 --target http://a/ --quorum', 'probe: --quorum needs a value'],
   ])('%j', (line, message) => {
     const result = parse(line);
     expect(result).toEqual({ command: 'error', message });
