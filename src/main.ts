@@ -16,10 +16,31 @@ const { version } = createRequire(import.meta.url)('../package.json') as { versi
 const SHUTDOWN_DEADLINE_MS = 4_500;
 
 type Out = (line: string) => void;
-const stdout: Out = (line) => process.stdout.write(`${line}\n`);
-const stderr: Out = (line) => process.stderr.write(`${line}\n`);
+// A stream that a closed pipe has destroyed takes no more writes: each would be one more error.
+const writer =
+  (stream: NodeJS.WriteStream): Out =>
+  (line) => {
+    if (!stream.destroyed) stream.write(`${line}\n`);
+  };
+const stdout = writer(process.stdout);
+const stderr = writer(process.stderr);
+
+/**
+ * A reader that goes away early (`probe ... | head -1`, `check-config f | true`) closes the pipe,
+ * and the next write fails with EPIPE, emitted on the stream: unhandled, it ends the process with
+ * a stack trace and exit 1, in place of the exit code that carries the verdict. The text has
+ * nowhere to go, so it is dropped; the exit code still says what was found.
+ */
+function tolerateClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    });
+  }
+}
 
 export async function main(argv: readonly string[]): Promise<number> {
+  tolerateClosedPipes();
   const command = parseCommandLine(argv, { env: process.env, version });
   try {
     return await run(command);

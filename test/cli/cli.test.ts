@@ -51,6 +51,25 @@ afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
 });
 
+/**
+ * Runs the binary with one of its output pipes closed before it writes, as `... | true` or
+ * `... | head -1` leaves it; what it writes to the other one is returned.
+ */
+function runWithClosedPipe(args: string[], closed: 'stdout' | 'stderr'): Promise<Ran> {
+  return new Promise((done) => {
+    const child = spawn('node', [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    child[closed]?.destroy();
+    let text = '';
+    (closed === 'stdout' ? child.stderr : child.stdout)?.on('data', (chunk) => {
+      text += chunk;
+    });
+    child.on('close', (code) =>
+      done({ code, stdout: closed === 'stdout' ? '' : text, stderr: closed === 'stderr' ? '' : text }),
+    );
+  });
+}
+
 /** A stand-in proxy that answers absolute-form GETs itself: 200 for a path ending in /ok, else 500. */
 async function fakeProxy(): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
@@ -367,5 +386,45 @@ describe('probe', () => {
     } finally {
       await proxy.close();
     }
+  });
+});
+
+// Regression: `probe ... | true` died of an unhandled EPIPE with a 25-line stack trace and exit 1,
+// whatever the verdict.
+describe('a reader that goes away early', () => {
+  it('probe keeps the verdict as its exit code, with no stack trace: unhealthy, 1', async () => {
+    const ran = await runWithClosedPipe(
+      ['probe', '--proxy', 'http://127.0.0.30:3128', '--target', 'http://127.0.0.30/'],
+      'stdout',
+    );
+    expect(ran.stderr).toBe('');
+    expect(ran.code).toBe(1);
+  });
+
+  it('probe keeps the verdict as its exit code, with no stack trace: healthy, 0', async () => {
+    const proxy = await fakeProxy();
+    try {
+      const ran = await runWithClosedPipe(
+        ['probe', '--proxy', proxy.url, '--target', 'http://127.0.0.30/ok'],
+        'stdout',
+      );
+      expect(ran.stderr).toBe('');
+      expect(ran.code).toBe(0);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it.each([
+    [['--help'], 'stdout', 0],
+    [['probe', '--help'], 'stdout', 0],
+    [['check-config', 'examples/local.yaml'], 'stdout', 0],
+    [['check-config', 'test/fixtures/config/invalid-several-errors.yaml'], 'stderr', 1],
+    [['dnss'], 'stderr', 2],
+    [['dns', '--config', 'test/fixtures/config/invalid-several-errors.yaml'], 'stdout', 2],
+  ] as const)('%j with its %s closed exits %i, quietly', async (args, closed, code) => {
+    const ran = await runWithClosedPipe([...args], closed);
+    expect(ran.code).toBe(code);
+    expect(ran.stdout + ran.stderr).not.toMatch(/EPIPE|\n\s+at /);
   });
 });
