@@ -1,7 +1,7 @@
 // The operator-facing errors: each has a stable code (documented in docs/ERRORS.md, a test keeps
 // the two in step), a one-line message naming what is wrong and where, a hint, and an exit code.
 //
-//   class OperatorError { code, message, hint, exitCode, details, cause; lines(): string[] }
+//   class OperatorError { code, message, hint, exitCode, details, cause; lines(): string[]; toLog() }
 //   configInvalid(file, errors)          CONFIG_INVALID     exit 2
 //   configUnreadable(file, errnoCode)    CONFIG_UNREADABLE  exit 2
 //   configLoadError(file, failure)       either of the two, from a failed Loaded of src/config/load.ts
@@ -84,6 +84,24 @@ export class OperatorError extends Error {
    */
   lines(): string[] {
     return this.details.length > 0 ? [...this.details] : [`${this.message} (${this.hint})`];
+  }
+
+  /**
+   * What `dns` and `sidecar` log under `err` when they cannot start (the message is the line's
+   * `msg`): the stable code to search by, the findings, and the system error behind a bind failure
+   * with its errno. No stack: the fault is in the config or the host, not in the code. (Without a
+   * `message` of its own, pino's error serializer leaves the object as it is.)
+   */
+  toLog(): Record<string, unknown> {
+    const cause = this.cause as NodeJS.ErrnoException | undefined;
+    return {
+      code: this.code,
+      hint: this.hint,
+      ...(this.details.length > 0 ? { details: this.details } : {}),
+      ...(cause instanceof Error
+        ? { cause: { message: cause.message, ...(cause.code === undefined ? {} : { code: cause.code }) } }
+        : {}),
+    };
   }
 }
 

@@ -69,33 +69,50 @@ async function run(command: Command): Promise<number> {
     case 'probe':
       return probeOnce(command);
     case 'dns': {
-      const config = startable(command.configPath, await loadDnsConfig(command.configPath));
-      // Each command loads only its own modules: the sidecar, in every Squid pod, never pays for the
-      // DNS server's, nor the DNS server for the sidecar's.
-      const { runDns } = await import('./run-dns.js');
       const logger = createLogger({ level: command.logLevel });
-      const running = await runDns(config.config, command.configPath, config.text, logger);
-      return serveUntilSignalled(
-        logger,
-        () => running.stop(),
-        () => running.reload(),
-      );
+      return startThenServe(logger, async () => {
+        const config = startable(command.configPath, await loadDnsConfig(command.configPath));
+        // Each command loads only its own modules: the sidecar, in every Squid pod, never pays for the
+        // DNS server's, nor the DNS server for the sidecar's.
+        const { runDns } = await import('./run-dns.js');
+        return runDns(config.config, command.configPath, config.text, logger);
+      });
     }
     case 'sidecar': {
-      const config = startable(command.configPath, await loadSidecarConfig(command.configPath));
-      const { runSidecar } = await import('./sidecar/run.js');
       const logger = createLogger({ level: command.logLevel });
-      const running = await runSidecar(config.config, logger, {
-        file: command.configPath,
-        text: config.text,
+      return startThenServe(logger, async () => {
+        const config = startable(command.configPath, await loadSidecarConfig(command.configPath));
+        const { runSidecar } = await import('./sidecar/run.js');
+        return runSidecar(config.config, logger, { file: command.configPath, text: config.text });
       });
-      return serveUntilSignalled(
-        logger,
-        () => running.stop(),
-        () => running.reload(),
-      );
     }
   }
+}
+
+interface Running {
+  stop(): Promise<void>;
+  reload(): Promise<void>;
+}
+
+/**
+ * Starts a server command and serves until signalled. An error that stops the start is logged as
+ * one JSON line with its stable code under err.code (docs/ERRORS.md), as every other event of a
+ * server is, then rethrown for main() to print on stderr and turn into the exit code.
+ */
+async function startThenServe(logger: Logger, start: () => Promise<Running>): Promise<number> {
+  let running: Running;
+  try {
+    running = await start();
+  } catch (err) {
+    // pino drops its lines by itself once stdout is a closed pipe (EPIPE): this cannot throw then.
+    if (isOperatorError(err)) logger.child({ component: 'main' }).fatal({ err: err.toLog() }, err.message);
+    throw err;
+  }
+  return serveUntilSignalled(
+    logger,
+    () => running.stop(),
+    () => running.reload(),
+  );
 }
 
 /** A config to start with, or the OperatorError that says why not (exit 2). */

@@ -88,6 +88,14 @@ async function fakeProxy(): Promise<{ url: string; close(): Promise<void> }> {
   };
 }
 
+/** The JSON lines of an output, skipping anything else. */
+function jsonLines(text: string): Record<string, unknown>[] {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
 function start(args: string[]): { child: ChildProcess; exit: Promise<number | null>; output: () => string } {
   const child = spawn('node', [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
@@ -193,6 +201,28 @@ describe('dns', () => {
     expect(ran.stderr).not.toMatch(/\n\s+at /);
   });
 
+  // Regression: docs/ERRORS.md promised this line, and only the stderr lines were written.
+  it('a bad config is also one JSON log line on stdout, with its code under err.code', async () => {
+    const file = join(FIXTURES, 'invalid-several-errors.yaml');
+    const ran = await runBin(['dns', '--config', file]);
+    expect(ran.code).toBe(2);
+    expect(jsonLines(ran.stdout)).toEqual([
+      expect.objectContaining({
+        level: 'fatal',
+        component: 'main',
+        msg: `${file}: invalid config (4 errors)`,
+        err: expect.objectContaining({
+          code: 'CONFIG_INVALID',
+          details: ran.stderr
+            .trim()
+            .split('\n')
+            .map((line) => line.replace('egress-failover: ', '')),
+        }),
+      }),
+    ]);
+    expect(ran.stdout).not.toContain('"stack"');
+  });
+
   it('a sidecar config: one line that says so', async () => {
     const ran = await runBin(['dns', '--config', 'examples/sidecar.yaml']);
     expect(ran.code).toBe(2);
@@ -210,6 +240,11 @@ describe('dns', () => {
       expect(ran.stderr.trim().split('\n')).toEqual([
         'egress-failover: dns.listen 127.0.0.31:15391: address already in use (another server is running?)',
       ]);
+      expect(jsonLines(ran.stdout).find((line) => line.level === 'fatal')).toMatchObject({
+        component: 'main',
+        msg: 'dns.listen 127.0.0.31:15391: address already in use',
+        err: { code: 'ADDRESS_IN_USE', cause: { code: 'EADDRINUSE' } },
+      });
     } finally {
       blocker.close();
     }
@@ -267,6 +302,7 @@ describe('sidecar', () => {
     expect(ran.stderr.trim().split('\n')[0]).toBe(
       'egress-failover: (root): this is a dns config (top-level dns:, http:, probe:, services:), the sidecar reads a sidecar: block',
     );
+    expect(jsonLines(ran.stdout)[0]).toMatchObject({ level: 'fatal', err: { code: 'CONFIG_INVALID' } });
   });
 
   it('check-config tells a sidecar config by its top-level block', async () => {

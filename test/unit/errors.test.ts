@@ -89,6 +89,40 @@ describe('OperatorError', () => {
   });
 });
 
+describe('the log line of an error that stops a start', () => {
+  it('carries the stable code, the findings and no stack', () => {
+    const err = configInvalid('x.yaml', ['services: required']);
+    expect(err.toLog()).toEqual({
+      code: 'CONFIG_INVALID',
+      hint: CATALOGUE.CONFIG_INVALID.hint,
+      details: ['services: required'],
+    });
+  });
+
+  it('keeps the errno of a failed bind', () => {
+    const cause = Object.assign(new Error('listen EADDRINUSE: address already in use 127.0.0.1:5353'), {
+      code: 'EADDRINUSE',
+    });
+    const err = bindError(cause, 'dns.listen', { host: '127.0.0.1', port: 5353 });
+    expect(err.toLog()).toEqual({
+      code: 'ADDRESS_IN_USE',
+      hint: 'another server is running?',
+      cause: { code: 'EADDRINUSE', message: 'listen EADDRINUSE: address already in use 127.0.0.1:5353' },
+    });
+  });
+
+  // pino's error serializer takes any object with a string `message` for an Error and adds a type
+  // and an empty stack: the message travels as the line's msg instead.
+  it('has no message of its own', () => {
+    expect(usageError('x').toLog()).not.toHaveProperty('message');
+  });
+
+  it('is what docs/ERRORS.md promises', () => {
+    expect(doc).toContain('`err.code`');
+    expect(doc).toMatch(/`dns` and `sidecar`[^.]*log/);
+  });
+});
+
 describe('bindError', () => {
   const errno = (code: string) => Object.assign(new Error(`listen ${code}`), { code, syscall: 'listen' });
 
