@@ -243,6 +243,13 @@ export function parseCommandLine(argv: readonly string[], context: CommandLineCo
       if (badTarget !== undefined) {
         return error(`probe: --target ${quoteUrl(badTarget)} is not an http:// or https:// URL`);
       }
+      // As in the config: a target's userinfo is never sent, only shown.
+      const withCredentials = targets.find((target) => /^[^:]+:\/\/[^/?#]*@/.test(target));
+      if (withCredentials !== undefined) {
+        return error(
+          `probe: --target ${quoteUrl(withCredentials)} carries credentials; targets are fetched without them`,
+        );
+      }
       let quorum = PROBE_DEFAULT_QUORUM;
       if (values.quorum !== undefined) {
         const text = values.quorum as string;

@@ -177,6 +177,21 @@ const httpUrl = (what: string) =>
     },
   );
 
+// A probe never sends a target's userinfo, and a target URL is shown everywhere (reasons in /status
+// and _status TXT, metric labels, the sidecar's JSON): a password there would be published, not used.
+const targetUrl = httpUrl('target').refine(
+  (text) => {
+    // An unparsable URL is httpUrl's error alone (zod runs this refinement anyway).
+    if (!URL.canParse(text)) return true;
+    const url = new URL(text);
+    return url.username === '' && url.password === '';
+  },
+  {
+    error: (issue) =>
+      `"${withoutUserinfo(String(issue.input))}" carries credentials: a target is fetched without them and shown in status and metrics, so it must not have any`,
+  },
+);
+
 const dnsLabel = z
   .string()
   .regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/, 'must be a DNS label (letters, digits, hyphens)')
@@ -199,7 +214,7 @@ const ipAddress = z.string().refine((text) => isIP(text) !== 0, {
 
 // Every key optional: the same shape serves the probe block and per-pool overrides.
 const probeFields = {
-  targets: z.array(httpUrl('target')).min(1, 'needs at least one target').optional(),
+  targets: z.array(targetUrl).min(1, 'needs at least one target').optional(),
   quorum: positiveInt.optional(),
   interval: duration.optional(),
   timeout: duration.optional(),

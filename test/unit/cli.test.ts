@@ -212,10 +212,14 @@ describe('usage errors: one line each', () => {
       'probe: --quorum "all" is not a whole number of targets (1 or more)',
     ],
     ['probe --proxy http://squid:3128 --target http://a/ --quorum', 'probe: --quorum needs a value'],
+    [
+      'probe --proxy http://squid:3128 --target http://a/ --target https://u:secret@b/',
+      'probe: --target "https://***@b/" carries credentials; targets are fetched without them',
+    ],
   ])('%j', (line, message) => {
-    const result = parse(line);
-    expect(result).toEqual({ command: 'error', message });
+    // Each a single line, so a usage error is one line on stderr.
     expect(message).not.toContain('\n');
+    expect(parse(line)).toEqual({ command: 'error', message });
   });
 
   it('never echoes a proxy password', () => {

@@ -165,10 +165,12 @@ describe('invalid fixtures', () => {
     expect(loaded.ok ? ['(parsed without error)'] : loaded.errors).toEqual(expected);
   });
 
-  it('never prints a proxy password, even in a URL it rejects', () => {
-    const loaded = parse('invalid-proxy-url-with-password.yaml');
-    expect(loaded.ok).toBe(false);
-    expect(JSON.stringify(loaded)).not.toContain('s3cret');
+  it('never prints a password, even in a URL it rejects (proxy or target)', () => {
+    for (const name of ['invalid-proxy-url-with-password.yaml', 'invalid-target-with-credentials.yaml']) {
+      const loaded = parse(name);
+      expect(loaded.ok).toBe(false);
+      expect(JSON.stringify(loaded)).not.toContain('s3cret');
+    }
   });
 
   it('names an unreadable file and its errno', async () => {
