@@ -550,7 +550,8 @@ const poolSchema = z.strictObject({
 });
 
 const serviceSchema = z.strictObject({
-  name: dnsLabel.refine((name) => name !== '_status', 'is reserved'),
+  // A label cannot start with "_", so no service can take the name `_status.<service>` answers under.
+  name: dnsLabel,
   onAllDown: z.enum(['servfail', 'last', 'all']).default('servfail'),
   pools: z.array(poolSchema).min(1, 'needs at least one pool'),
 });

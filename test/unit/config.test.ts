@@ -230,6 +230,9 @@ describe('durations', () => {
     ['1s500ms', 1_500],
     ['2m1.5s', 121_500],
     ['1h2m3s4ms', 3_723_004],
+    // Fractions land on the nearest millisecond, not below it.
+    ['1.5ms', 2],
+    ['0.0006s', 1],
   ])('parses %j as %i ms', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
   });
