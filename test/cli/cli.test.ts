@@ -2,12 +2,13 @@
 // stderr, serving, and shutdown on SIGTERM.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { dig } from '../helpers/dig.js';
+import { type Origin, startOrigin } from '../helpers/origin.js';
+import { type SquidFleet, startSquids } from '../helpers/squid.js';
 import { waitFor } from '../helpers/wait.js';
 
 const BIN = resolve('bin/egress-failover.js');
@@ -71,22 +72,25 @@ function runWithClosedPipe(args: string[], closed: 'stdout' | 'stderr'): Promise
 }
 
 /** A stand-in proxy that answers absolute-form GETs itself: 200 for a path ending in /ok, else 500. */
-async function fakeProxy(): Promise<{ url: string; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    res.statusCode = req.url?.endsWith('/ok') ? 200 : 500;
-    res.end('x');
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.31', done));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.31:${port}`,
-    close: () =>
-      new Promise((done) => {
-        server.closeAllConnections();
-        server.close(() => done());
-      }),
-  };
+// `probe` against a real Squid (127.0.0.11:3128) and a real origin (127.0.0.10:80, as origin.test),
+// started once for the tests that need a healthy proxy: a target passes (/) or fails (/status/500).
+let realProxy: { origin: Origin; fleet: SquidFleet; url: string } | undefined;
+async function squid(): Promise<string> {
+  if (!realProxy) {
+    const origin = await startOrigin();
+    const fleet = await startSquids([{ label: 'cli', host: '127.0.0.11' }], {
+      probeUrl: 'http://origin.test/',
+    });
+    realProxy = { origin, fleet, url: fleet.squids[0]?.proxyUrl ?? '' };
+  }
+  return realProxy.url;
 }
+afterAll(async () => {
+  await realProxy?.fleet.stopAll();
+  await realProxy?.origin.close();
+});
+const PASSING = 'http://origin.test/';
+const FAILING = 'http://origin.test/status/500';
 
 /** The JSON lines of an output, skipping anything else. */
 function jsonLines(text: string): Record<string, unknown>[] {
@@ -377,51 +381,35 @@ describe('probe', () => {
   // Regression: several --target made every one required (quorum = number of targets), unlike
   // the config's default quorum of 1.
   it('is healthy when one of several targets passes, and prints a line per target', async () => {
-    const proxy = await fakeProxy();
-    try {
-      const ran = await runBin([
-        'probe',
-        '--proxy',
-        proxy.url,
-        '--target',
-        'http://127.0.0.30/ok',
-        '--target',
-        'http://127.0.0.30/down',
-      ]);
-      expect(ran.stderr).toBe('');
-      expect(ran.code).toBe(0);
-      const lines = ran.stdout.trim().split('\n');
-      expect(lines[0]).toBe(`healthy: ok (proxy ${proxy.url})`);
-      expect(lines.slice(1)).toEqual([
-        expect.stringMatching(/^ {2}pass http:\/\/127\.0\.0\.30\/ok ok latency_ms=\d+$/),
-        expect.stringMatching(/^ {2}fail http:\/\/127\.0\.0\.30\/down status=500 latency_ms=\d+$/),
-      ]);
-    } finally {
-      await proxy.close();
-    }
+    const proxy = await squid();
+    const ran = await runBin(['probe', '--proxy', proxy, '--target', PASSING, '--target', FAILING]);
+    expect(ran.stderr).toBe('');
+    expect(ran.code).toBe(0);
+    const lines = ran.stdout.trim().split('\n');
+    expect(lines[0]).toBe(`healthy: ok (proxy ${proxy})`);
+    expect(lines.slice(1)).toEqual([
+      expect.stringMatching(/^ {2}pass http:\/\/origin\.test\/ ok latency_ms=\d+$/),
+      expect.stringMatching(/^ {2}fail http:\/\/origin\.test\/status\/500 status=500 latency_ms=\d+$/),
+    ]);
   });
 
   it('--quorum asks for more passing targets', async () => {
-    const proxy = await fakeProxy();
-    try {
-      const ran = await runBin([
-        'probe',
-        '--proxy',
-        proxy.url,
-        '--target',
-        'http://127.0.0.30/ok',
-        '--target',
-        'http://127.0.0.30/down',
-        '--quorum',
-        '2',
-      ]);
-      expect(ran.code).toBe(1);
-      expect(ran.stdout.split('\n')[0]).toBe(
-        `unhealthy: status=500 target=http://127.0.0.30/down passed=1/2 quorum=2 (proxy ${proxy.url})`,
-      );
-    } finally {
-      await proxy.close();
-    }
+    const proxy = await squid();
+    const ran = await runBin([
+      'probe',
+      '--proxy',
+      proxy,
+      '--target',
+      PASSING,
+      '--target',
+      FAILING,
+      '--quorum',
+      '2',
+    ]);
+    expect(ran.code).toBe(1);
+    expect(ran.stdout.split('\n')[0]).toBe(
+      `unhealthy: status=500 target=${FAILING} passed=1/2 quorum=2 (proxy ${proxy})`,
+    );
   });
 });
 
@@ -438,17 +426,9 @@ describe('a reader that goes away early', () => {
   });
 
   it('probe keeps the verdict as its exit code, with no stack trace: healthy, 0', async () => {
-    const proxy = await fakeProxy();
-    try {
-      const ran = await runWithClosedPipe(
-        ['probe', '--proxy', proxy.url, '--target', 'http://127.0.0.30/ok'],
-        'stdout',
-      );
-      expect(ran.stderr).toBe('');
-      expect(ran.code).toBe(0);
-    } finally {
-      await proxy.close();
-    }
+    const ran = await runWithClosedPipe(['probe', '--proxy', await squid(), '--target', PASSING], 'stdout');
+    expect(ran.stderr).toBe('');
+    expect(ran.code).toBe(0);
   });
 
   it.each([
