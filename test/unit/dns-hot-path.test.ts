@@ -123,6 +123,33 @@ describe('the hot path', () => {
     );
   });
 
+  it('echoes the CD bit each query sent, whichever query made the entry it is served from', () => {
+    for (const firstCd of [true, false]) {
+      const responder = new Responder(zone);
+      const ask = (cd: boolean) => {
+        let outcome: Outcome | undefined;
+        const bytes = build({
+          name: 'proxy.egress.svc',
+          upper: [false],
+          type: TYPE.A,
+          id: 7,
+          flags2: 1,
+          flags3: cd ? 0x10 : 0,
+          edns: null,
+        });
+        const reply = responder.respond(bytes, 'udp', (o) => {
+          outcome = o;
+        });
+        return { cd: ((reply?.[3] as number) & 0x10) !== 0, outcome };
+      };
+      const general = ask(firstCd);
+      const hot = [!firstCd, firstCd, !firstCd].map(ask);
+      expect([general, ...hot].map((r) => r.cd)).toEqual([firstCd, !firstCd, firstCd, !firstCd]);
+      // Served from the entry the first query made: every hot reply shares that entry's outcome.
+      for (const r of hot) expect(r.outcome).toBe(general.outcome);
+    }
+  });
+
   it('serves a new view at once: entries of the old view are gone', () => {
     const responder = new Responder(zone);
     const q = build({

@@ -17,6 +17,7 @@ const zone = zoneView(
 interface QueryOptions {
   id?: number;
   rd?: boolean;
+  cd?: boolean;
   edns?: { size: number; version?: number; do?: boolean };
   opcode?: number;
 }
@@ -31,6 +32,7 @@ function query(name: string, type: number, options: QueryOptions = {}): Buffer {
   const header = Buffer.alloc(12);
   header.writeUInt16BE(options.id ?? 0x1234, 0);
   header[2] = ((options.opcode ?? 0) << 3) | (options.rd === false ? 0 : 1);
+  header[3] = options.cd ? 0x10 : 0;
   header.writeUInt16BE(1, 4);
   header.writeUInt16BE(options.edns ? 1 : 0, 10);
   const tail = Buffer.alloc(4);
@@ -68,6 +70,22 @@ describe('replies on the wire', () => {
       ['PrOxY.EGRESS.svc', TYPE.A, 5, '10.96.0.10'],
     ]);
     expect(parse(ask(query('proxy.egress.svc', TYPE.A, { rd: true }))).header.rd).toBe(1);
+  });
+
+  it('echoes CD (checking disabled) as sent, whatever an earlier query of the same question sent', () => {
+    // A validating resolver (unbound) sets CD when it re-asks; RFC 4035 3.1.6 has the reply copy it.
+    // On a fresh responder the first of each question is decoded in full and later ones are served
+    // from the entry it made (dns-hot-path.test.ts), so both paths see CD set and clear.
+    const local = new Responder(zone);
+    for (const name of ['proxy.egress.svc', 'big.egress.svc', 'nx.egress.svc', 'www.example.com']) {
+      for (const edns of [undefined, { size: 1232, do: true }]) {
+        for (const cd of [true, false, true, false]) {
+          const reply = local.respond(query(name, TYPE.A, { cd, ...(edns ? { edns } : {}) }), 'udp');
+          expect(reply && (reply[3] as number) & 0x10, `${name} edns=${!!edns} CD=${cd}`).toBe(cd ? 0x10 : 0);
+          parse(reply);
+        }
+      }
+    }
   });
 
   it('encodes AAAA, SOA, NS and TXT so that an independent decoder reads them back', () => {
@@ -170,18 +188,42 @@ describe('bad input', () => {
     expect(rcodeOf(notify)).toBe(RCODE.NOTIMP);
   });
 
+  /** A question: the labels, the root, type A, class IN. */
+  const name = (labels: Buffer[]) => Buffer.concat([...labels, Buffer.from([0, 0, 1, 0, 1])]);
+  const label = (n: number) => Buffer.concat([Buffer.from([n]), Buffer.alloc(n, 0x61)]);
+  /** An A record owned by the question name (a pointer to offset 12). */
+  const aRecord = Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, 1]);
+  /** An OPT record: root owner (or "a"), UDP size 1232, version 0, DO as given, no options. */
+  const opt = (options: { do?: boolean; owner?: 'root' | 'a' } = {}) =>
+    Buffer.concat([
+      Buffer.from(options.owner === 'a' ? [1, 0x61, 0] : [0]),
+      Buffer.from([0, 41, 0x04, 0xd0, 0, 0, options.do ? 0x80 : 0, 0, 0, 0]),
+    ]);
+  const NOTIFY = 4 << 11;
+  const STATUS = 2 << 11;
+
   it('answers FORMERR where the header can be read but the rest cannot', () => {
-    const name = (labels: Buffer[]) => Buffer.concat([...labels, Buffer.from([0, 0, 1, 0, 1])]);
-    const label = (n: number) => Buffer.concat([Buffer.from([n]), Buffer.alloc(n, 0x61)]);
     const cases: Record<string, Buffer> = {
       'QDCOUNT 65535, no body': header(0x0100, [65535, 65535, 65535, 65535]),
       'no question': header(0x0100, [0, 0, 0, 0]),
       'two questions': Buffer.concat([header(0, [2, 0, 0, 0]), name([label(1)]), name([label(1)])]),
       'truncated question': Buffer.concat([header(0, [1, 0, 0, 0]), Buffer.from([5, 0x61, 0x62])]),
       'label over 63 bytes': Buffer.concat([header(0, [1, 0, 0, 0]), name([label(64)])]),
-      'name over 255 bytes': Buffer.concat([
+      'name of 256 wire bytes': Buffer.concat([
+        header(0, [1, 0, 0, 0]),
+        name([label(63), label(63), label(63), label(62)]),
+      ]),
+      'name of 257 wire bytes': Buffer.concat([
         header(0, [1, 0, 0, 0]),
         name([label(63), label(63), label(63), label(63)]),
+      ]),
+      // Each count on its own, with a record that is well-formed in itself: a query has none there.
+      'ANCOUNT 1 alone': Buffer.concat([header(0x0100, [1, 1, 0, 0]), name([label(1)]), aRecord]),
+      'NSCOUNT 1 alone': Buffer.concat([header(0x0100, [1, 0, 1, 0]), name([label(1)]), aRecord]),
+      'OPT owned by "a", not the root': Buffer.concat([
+        header(0x0100, [1, 0, 0, 1]),
+        name([label(1)]),
+        opt({ owner: 'a' }),
       ]),
       'compression pointer in the question': Buffer.concat([
         header(0, [1, 0, 0, 0]),
@@ -209,10 +251,94 @@ describe('bad input', () => {
     }
   });
 
-  it('a name of exactly 255 bytes is still a name', () => {
+  it('a name of exactly 255 wire bytes is still a name', () => {
     const labels = [63, 63, 63, 61].map((n) => `${'a'.repeat(n)}`);
-    const reply = parse(ask(query(labels.join('.'), TYPE.A)));
+    const bytes = query(labels.join('.'), TYPE.A);
+    const decoded = decodeQuery(bytes);
+    expect(decoded.kind).toBe('query');
+    expect(decoded.kind === 'query' && decoded.query.nameLength).toBe(255);
+    const reply = parse(ask(bytes));
     expect(reply.header.rcode).toBe(RCODE.REFUSED);
+  });
+
+  it('carries an OPT in a rejection exactly when the message had one well-formed root OPT in additional', () => {
+    // [what, message, rcode, the reply's OPT: none, or one with DO clear or set]
+    const cases: [string, Buffer, number, 'none' | 'opt' | 'opt+do'][] = [
+      [
+        'NOTIFY with a root OPT',
+        query('egress.svc', TYPE.SOA, { opcode: 4, id: 0xabcd, edns: { size: 1232 } }),
+        RCODE.NOTIMP,
+        'opt',
+      ],
+      [
+        'STATUS with a root OPT, DO set',
+        query('egress.svc', TYPE.SOA, { opcode: 2, id: 0xabcd, edns: { size: 1232, do: true } }),
+        RCODE.NOTIMP,
+        'opt+do',
+      ],
+      ['NOTIFY without OPT', query('egress.svc', TYPE.SOA, { opcode: 4, id: 0xabcd }), RCODE.NOTIMP, 'none'],
+      [
+        'NOTIFY whose only OPT is in the answer section',
+        Buffer.concat([header(NOTIFY, [1, 1, 0, 0]), name([label(1)]), opt({ do: true })]),
+        RCODE.NOTIMP,
+        'none',
+      ],
+      [
+        'STATUS with an OPT not owned by the root',
+        Buffer.concat([header(STATUS, [1, 0, 0, 1]), name([label(1)]), opt({ owner: 'a' })]),
+        RCODE.NOTIMP,
+        'none',
+      ],
+      [
+        'a query whose only OPT is in the answer section',
+        Buffer.concat([header(0x0100, [1, 1, 0, 0]), name([label(1)]), opt()]),
+        RCODE.FORMERR,
+        'none',
+      ],
+      [
+        'a query whose only OPT is in the authority section',
+        Buffer.concat([header(0x0100, [1, 0, 1, 0]), name([label(1)]), opt()]),
+        RCODE.FORMERR,
+        'none',
+      ],
+      [
+        'ANCOUNT 1 and a root OPT with DO in additional',
+        Buffer.concat([header(0x0100, [1, 1, 0, 1]), name([label(1)]), aRecord, opt({ do: true })]),
+        RCODE.FORMERR,
+        'opt+do',
+      ],
+      [
+        'two root OPTs',
+        Buffer.concat([header(0x0100, [1, 0, 0, 2]), name([label(1)]), opt(), opt()]),
+        RCODE.FORMERR,
+        'none',
+      ],
+      [
+        'an OPT not owned by the root',
+        Buffer.concat([header(0x0100, [1, 0, 0, 1]), name([label(1)]), opt({ owner: 'a' })]),
+        RCODE.FORMERR,
+        'none',
+      ],
+    ];
+    for (const [what, bytes, rcode, expected] of cases) {
+      const reply = ask(bytes) as Buffer;
+      expect(rcodeOf(bytes), what).toBe(rcode);
+      // The header: opcode echoed, no question echoed, nothing but the OPT.
+      expect((reply[2] as number) & 0x78, what).toBe((bytes[2] as number) & 0x78);
+      expect([...reply.subarray(4, 10)], what).toEqual([0, 0, 0, 0, 0, 0]);
+      if (expected === 'none') {
+        expect(reply.length, what).toBe(12);
+        expect(reply.readUInt16BE(10), what).toBe(0);
+        continue;
+      }
+      expect(reply.readUInt16BE(10), what).toBe(1);
+      // Root owner, OPT, our UDP size 4096, extended rcode 0, version 0, DO echoed, no options.
+      const flags = expected === 'opt+do' ? 0x80 : 0;
+      expect([...reply.subarray(12)], what).toEqual([0, 0, 41, 0x10, 0, 0, 0, flags, 0, 0, 0]);
+      const packet = parse(reply);
+      expect(packet.additionals, what).toHaveLength(1);
+      expect(packet.additionals[0]?.doFlag, what).toBe(expected === 'opt+do');
+    }
   });
 
   it('a dot inside a label never makes a name look in-zone', () => {
