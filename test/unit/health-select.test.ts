@@ -78,10 +78,31 @@ describe('select', () => {
     });
   });
 
-  it('onAllDown: last serves the remembered addresses when the pool now has none', () => {
+  it('onAllDown: last serves the last healthy pool at its current addresses, not the remembered ones', () => {
+    // The proxy host re-resolved while the pool was down: clients must go where it is now.
+    const first = select(pools('h'), 'last', undefined, T0);
+    expect(first.lastHealthy).toEqual({ pool: 'primary', addresses: ['10.0.0.1'] });
+    const moved = select(
+      [{ name: 'primary', state: 'unhealthy', addresses: ['10.0.0.9'] }],
+      'last',
+      first,
+      T0 + 1,
+    );
+    expect(moved).toMatchObject({ mode: 'all-down-last', selected: 'primary', addresses: ['10.0.0.9'] });
+  });
+
+  it('onAllDown: last serves the remembered addresses when the pool now has none, or is gone', () => {
     const first = select(pools('h'), 'last', undefined, T0);
     const down = select([{ name: 'primary', state: 'unhealthy', addresses: [] }], 'last', first, T0 + 1);
-    expect(down.addresses).toEqual(['10.0.0.1']);
+    expect(down).toMatchObject({ mode: 'all-down-last', selected: 'primary', addresses: ['10.0.0.1'] });
+    // A reload removed the pool: the remembered addresses are all that is left of it.
+    const gone = select(
+      [{ name: 'other', state: 'unhealthy', addresses: ['10.0.0.7'] }],
+      'last',
+      first,
+      T0 + 2,
+    );
+    expect(gone).toMatchObject({ mode: 'all-down-last', selected: 'primary', addresses: ['10.0.0.1'] });
   });
 
   it('onAllDown: last with no healthy selection ever is SERVFAIL', () => {
