@@ -544,13 +544,39 @@ describe('coredns/', () => {
   });
 
   it('the README and the docs show the same forward address and no longer cache', () => {
-    for (const path of ['coredns/README.md', 'docs/kubernetes.md']) {
+    // Each file's own wording, pattern by pattern. Every pattern must match at least once: one that
+    // a rewording no longer fits would otherwise check nothing and pass (docs/kubernetes.md has no
+    // `forward` line at all, so a check for that alone never ran there).
+    const claims: { path: string; address: RegExp[]; cache: RegExp[] }[] = [
+      {
+        path: 'coredns/README.md',
+        address: [/forward \. (\d{1,3}(?:\.\d{1,3}){3})/g],
+        // Corefile lines in code blocks; the prose also names NodeLocal's own `cache 30`, not ours.
+        cache: [/^\s*cache (\d+)\s*$/gm],
+      },
+      {
+        path: 'docs/kubernetes.md',
+        address: [
+          /egress-dns Service (\d{1,3}(?:\.\d{1,3}){3}):53/g,
+          /fixed clusterIP, `(\d{1,3}(?:\.\d{1,3}){3})`/g,
+          /grep -x (\d{1,3}(?:\.\d{1,3}){3})/g,
+        ],
+        // It shows no cache of ours: the only `cache` it names is NodeLocal DNSCache's own.
+        cache: [],
+      },
+    ];
+    for (const { path, address, cache } of claims) {
       const text = read(path);
-      for (const match of text.matchAll(/forward \. (\d{1,3}(?:\.\d{1,3}){3})/g)) {
-        expect(match[1], `${path}: ${match[0]}`).toBe(service.spec.clusterIP);
+      for (const pattern of address) {
+        const matches = [...text.matchAll(pattern)];
+        expect(matches.length, `${path}: ${pattern} matches nothing`).toBeGreaterThan(0);
+        for (const match of matches) expect(match[1], `${path}: ${match[0]}`).toBe(service.spec.clusterIP);
       }
-      for (const match of text.matchAll(/^\s*cache (\d+)\s*$/gm)) {
-        expect(Number(match[1]), `${path}: ${match[0].trim()}`).toBeLessThanOrEqual(config.dns.ttl);
+      for (const pattern of cache) {
+        const matches = [...text.matchAll(pattern)];
+        expect(matches.length, `${path}: ${pattern} matches nothing`).toBeGreaterThan(0);
+        for (const match of matches)
+          expect(Number(match[1]), `${path}: ${match[0].trim()}`).toBeLessThanOrEqual(config.dns.ttl);
       }
     }
   });
