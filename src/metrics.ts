@@ -28,6 +28,13 @@ const RCODE_INDEX: Record<number, number> = { 0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5
 const OTHER_QTYPE = 6;
 const NO_QTYPE = 7;
 const OTHER_RCODE = 7;
+/** Every state change state.ts makes (`unknown` is only ever a starting state). */
+const TRANSITIONS: readonly (readonly [HealthState, HealthState])[] = [
+  ['unknown', 'healthy'],
+  ['unknown', 'unhealthy'],
+  ['healthy', 'unhealthy'],
+  ['unhealthy', 'healthy'],
+];
 const DROPPED = 8;
 
 const STATES: readonly HealthState[] = ['unknown', 'healthy', 'unhealthy'];
@@ -132,6 +139,14 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     help: 'Pool state changes.',
     labelNames: ['service', 'pool', 'from', 'to'] as const,
     registers: [registry],
+    // Every transition a pool can make is exported from 0 on: increase() does not count a series'
+    // first sample, so a pool's first fall would otherwise be invisible to an alert.
+    collect() {
+      for (const service of options.snapshot?.().services ?? [])
+        for (const pool of service.pools)
+          for (const [from, to] of TRANSITIONS)
+            this.inc({ service: service.name, pool: pool.name, from, to }, 0);
+    },
   });
   const reloads = new Counter({
     name: 'egress_config_reloads_total',

@@ -91,6 +91,15 @@ describe('dns metrics', () => {
     expect(text).toContain(
       'egress_pool_transitions_total{service="proxy",pool="primary",from="healthy",to="unhealthy"} 1',
     );
+    // Transitions not made yet are there at 0, so increase() counts a pool's first fall.
+    const transitionLines = text.filter((l) => l.startsWith('egress_pool_transitions_total{'));
+    expect(transitionLines).toHaveLength(8);
+    expect(text).toContain(
+      'egress_pool_transitions_total{service="proxy",pool="secondary",from="healthy",to="unhealthy"} 0',
+    );
+    expect(text).toContain(
+      'egress_pool_transitions_total{service="proxy",pool="primary",from="unknown",to="healthy"} 0',
+    );
 
     view = snapshot(undefined, 'all-down-all');
     text = await lines(metrics);
