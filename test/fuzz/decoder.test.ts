@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { fuzz } from './coverage-fuzzer.js';
-import { fuzzDecoder } from './decoder-target.js';
+import { fuzzDecoder, SLOW_MS, slowReport } from './decoder-target.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SEEDS = join(here, 'corpus/decoder');
@@ -29,6 +29,13 @@ const DICTIONARY = [
   Uint8Array.from([0, 0, 0, 1]), // a count of one
 ];
 
+/** Slowness is reported, never a finding (decoder-target.ts says why). */
+function reportSlow(): void {
+  const { count, worst } = slowReport();
+  if (count > 0)
+    console.warn(`fuzz: ${count} replies over ${SLOW_MS} ms so far (report only); slowest ${worst}`);
+}
+
 async function files(dir: string): Promise<string[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
   return names.filter((n) => n.endsWith('.bin')).map((n) => join(dir, n));
@@ -42,6 +49,7 @@ describe('coverage-guided fuzzing of the wire path', () => {
       const data = new Uint8Array(await readFile(file));
       expect(() => fuzzDecoder(data), file).not.toThrow();
     }
+    reportSlow();
   });
 
   it(
@@ -61,6 +69,7 @@ describe('coverage-guided fuzzing of the wire path', () => {
       console.log(
         `fuzz: ${report.execs} execs in ${report.ms} ms, corpus ${report.corpus}, features ${report.features}, blocks ${report.blocksHit}/${report.blocksSeen} of src/dns, findings ${report.findings.length}`,
       );
+      reportSlow();
       expect(report.blocksHit).toBeGreaterThan(0);
       expect(report.findings).toEqual([]);
     },
