@@ -374,10 +374,17 @@ describe('a flapping primary', () => {
     await steady();
     const began = Date.now();
     const answers: { at: number; value: string }[] = [];
-    const rounds: Round[] = [];
+    // Every round of the primary seen in /status, by the time it finished. Both pollers below
+    // record into it: rounds are >= 200 ms apart, but a poll can stall behind dig and squid
+    // reconfigures; a round missed all the same is detected below and not judged.
+    const seenRounds = new Map<number, Round>();
+    const record = (p: Awaited<ReturnType<typeof poolStatus>> | undefined) => {
+      const at = p?.lastRound ? Date.parse(p.lastRound.at) : undefined;
+      if (p?.lastRound && at !== undefined && !seenRounds.has(at))
+        seenRounds.set(at, { at, ok: p.lastRound.ok, passes: p.passes, failures: p.failures });
+    };
     let flapping = true;
-    // dig for what clients see; /status for every round of the primary (rounds are >= 200 ms
-    // apart, so a 50 ms poll sees each one; a missed one is detected below and not judged).
+    // dig for what clients see; /status for every round of the primary.
     const pollDig = (async () => {
       while (flapping) {
         const value = await answer('proxy').catch((err: Error) => `error: ${err.message}`);
@@ -387,11 +394,7 @@ describe('a flapping primary', () => {
     })();
     const pollRounds = (async () => {
       while (flapping) {
-        const p = await poolStatus('proxy', 'primary').catch(() => undefined);
-        const at = p?.lastRound ? Date.parse(p.lastRound.at) : undefined;
-        if (p?.lastRound && at !== undefined && at !== rounds.at(-1)?.at) {
-          rounds.push({ at, ok: p.lastRound.ok, passes: p.passes, failures: p.failures });
-        }
+        record(await poolStatus('proxy', 'primary').catch(() => undefined));
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     })();
@@ -402,6 +405,8 @@ describe('a flapping primary', () => {
       waitFor(
         async () => {
           const p = await poolStatus('proxy', 'primary');
+          // The round that ends a phase (and the last phase's tipping round) is seen here first.
+          record(p);
           return p.lastRound?.ok === ok && (ok ? p.passes : p.failures) >= count;
         },
         { timeoutMs: FLIP_BOUND_MS, intervalMs: 20, what: `${count} ${ok ? 'passing' : 'failing'} round(s)` },
@@ -417,6 +422,7 @@ describe('a flapping primary', () => {
       await Promise.all([pollDig, pollRounds]);
     }
     const ended = Date.now();
+    const rounds = [...seenRounds.values()].sort((a, b) => a.at - b.at);
     await steady();
 
     const values = answers.map((a) => a.value);
@@ -464,6 +470,9 @@ describe('a flapping primary', () => {
       expect(Date.parse(current.time) - Date.parse(previous.time)).toBeGreaterThanOrEqual(minGapMs);
     }
     expect(transitions.length).toBeGreaterThan(0);
+    // Without one transition whose rounds the poll saw in full, the round-by-round check above
+    // checked nothing: fail rather than pass on the answer counts alone.
+    expect(judged, `transitions judged round by round, of ${transitions.length}`).toBeGreaterThan(0);
     console.info(
       `flapping: ${ended - began} ms, ${rounds.length} rounds seen, ${answers.length} answers, ` +
         `${changes} answer changes, ${transitions.length} primary transitions (${judged} judged round by round)`,
