@@ -264,10 +264,10 @@ describe('bad input', () => {
       what: 'the flood drained',
       timeoutMs: 5_000,
     });
-    const started = Date.now();
+    // dig asks once (+tries=1, helpers/dig.ts): an answer means the first query after the flood
+    // was answered, not lost to a server still busy with it or wedged by it.
     const reply = await dig(at, 'proxy.egress.svc', 'A');
     expect(reply.status).toBe('NOERROR');
-    expect(Date.now() - started).toBeLessThan(1_000);
   });
 
   it('answers FORMERR with the ID where a header can be read', async () => {
@@ -309,17 +309,44 @@ describe('bad input', () => {
   });
 
   it('ignores a datagram from source port 0 and keeps serving (it cannot be answered)', async () => {
-    // Only a raw socket can send from port 0: python3 as root, with the kernel adding the IP header.
-    const payload = query(5, 'proxy.egress.svc').toString('hex');
-    const script = [
-      'import socket,struct,sys',
-      'p=bytes.fromhex(sys.argv[1]); port=int(sys.argv[2])',
-      's=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_UDP)',
-      "s.sendto(struct.pack('!HHHH',0,port,8+len(p),0)+p,(sys.argv[3],0))",
-    ].join('\n');
-    for (let i = 0; i < 3; i++)
-      await promisify(execFile)('python3', ['-c', script, payload, String(at.port), at.host]);
-    expect((await dig(at, 'proxy.egress.svc', 'A')).status).toBe('NOERROR');
+    // A server of its own that reports each message it answers, so the datagrams are seen to
+    // arrive and be answered (then dropped: a reply to port 0 cannot be sent), not lost on the way.
+    const seen: { qtype: number | undefined; transport: string }[] = [];
+    const warnings: unknown[] = [];
+    const own = await DnsServer.start({
+      listen: { host: '127.0.0.21', port: 0 },
+      responder: new Responder(view),
+      log: { debug() {}, warn: (obj) => warnings.push(obj) },
+      onOutcome: (outcome, transport) => seen.push({ qtype: outcome.qtype, transport }),
+    });
+    try {
+      // Only a raw socket can send from port 0: python3 as root, with the kernel adding the IP header.
+      const payload = query(5, 'proxy.egress.svc', 16).toString('hex');
+      const script = [
+        'import socket,struct,sys',
+        'p=bytes.fromhex(sys.argv[1]); port=int(sys.argv[2])',
+        's=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_UDP)',
+        "s.sendto(struct.pack('!HHHH',0,port,8+len(p),0)+p,(sys.argv[3],0))",
+      ].join('\n');
+      for (let i = 0; i < 3; i++)
+        await promisify(execFile)('python3', [
+          '-c',
+          script,
+          payload,
+          String(own.address.port),
+          own.address.host,
+        ]);
+      // Asked for TXT, so they cannot be confused with dig's A query below.
+      await waitFor(() => seen.filter((s) => s.qtype === 16 && s.transport === 'udp').length === 3, {
+        what: 'the three port-0 datagrams to reach the server',
+        timeoutMs: 5_000,
+      });
+      expect((await dig(own.address, 'proxy.egress.svc', 'A')).status).toBe('NOERROR');
+      expect(seen.filter((s) => s.qtype === 16)).toHaveLength(3);
+      expect(warnings).toEqual([]);
+    } finally {
+      await own.close();
+    }
   });
 });
 
