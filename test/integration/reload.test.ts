@@ -115,8 +115,11 @@ describe('live reload', () => {
     expect(reply.answer).toEqual(['proxy.egress.svc. 7 IN A 10.0.0.1']);
 
     const after = await server.status();
-    const poolsBefore = before.services[0]?.pools ?? [];
-    const poolsAfter = after.services[0]?.pools ?? [];
+    const poolsBefore = before.services.find((s) => s.name === 'proxy')?.pools ?? [];
+    const poolsAfter = after.services.find((s) => s.name === 'proxy')?.pools ?? [];
+    // Both pools on both sides, in order: a missing service must not leave the loop nothing to check.
+    expect(poolsBefore.map((p) => p.name)).toEqual(['primary', 'secondary']);
+    expect(poolsAfter.map((p) => p.name)).toEqual(['primary', 'secondary']);
     for (const [i, pool] of poolsBefore.entries()) {
       expect(poolsAfter[i]?.state).toBe(pool.state);
       expect(poolsAfter[i]?.transitions).toBe(pool.transitions);
