@@ -128,9 +128,19 @@ describe('probeRound through a healthy squid', () => {
 describe('probeRound directly (no proxy)', () => {
   it('fetches http and https origins in origin-form', async () => {
     const before = origin.requests.length;
+    const tlsBefore = tlsOrigin.requests.length;
     const result = await round(undefined, [origin.addressUrl, tlsOrigin.addressUrl]);
     expect(result).toMatchObject({ ok: true, reason: 'ok' });
-    expect(origin.requests.slice(before).map((r) => r.url)).toEqual(['/']);
+    // Each request line as the origin read it: "GET / HTTP/1.1", not "GET http://host/ ...".
+    for (const [what, requests] of [
+      ['http', origin.requests.slice(before)],
+      ['https', tlsOrigin.requests.slice(tlsBefore)],
+    ] as const) {
+      expect(
+        requests.map((r) => `${r.method} ${r.url}`),
+        what,
+      ).toEqual(['GET /']);
+    }
   });
 
   it('reports a reset from the origin as connection_reset', async () => {
@@ -292,7 +302,6 @@ describe('answersHttp', () => {
   it('is ok for a healthy squid', async () => {
     const result = await answersHttp(healthy.proxyUrl, 1_000);
     expect(result).toMatchObject({ ok: true, reason: 'ok' });
-    expect(result.latencyMs).toBeLessThan(1_000);
   });
 
   it('is ok for a squid requiring auth, without sending credentials', async () => {
