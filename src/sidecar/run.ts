@@ -16,6 +16,7 @@ import { redactUrl } from '../redact.js';
 import { sidecarRoute } from './routes.js';
 import {
   applyRound,
+  carryOver,
   initialSidecarState,
   nextRoundDelayMs,
   type RoundEvidence,
@@ -338,8 +339,9 @@ export async function runSidecar(
       apply: async (next) => {
         const old = loop;
         await old.stop();
+        const state = carryOver(old.state, inForce.liveness, next.liveness, Date.now());
         inForce = next;
-        loop = new SidecarLoop(next, log, metrics.onStep, old.state);
+        loop = new SidecarLoop(next, log, metrics.onStep, state);
         loop.start();
       },
       log: logger.child({ component: 'config' }),

@@ -95,6 +95,23 @@ export function initialSidecarState(now: number): SidecarState {
   };
 }
 
+/**
+ * The state a reloaded loop starts from. Verdicts carry over, so /readyz and /health do not flap
+ * because the file changed, with one exception: outside `attributed` mode no direct fetch is made,
+ * so the attributed machine has counted every failure against the proxy. A reload that turns
+ * `attributed` on starts that machine afresh (/health answers "pending", 200) rather than from a
+ * blame it could not have checked, which during an outside outage would be a wrong 503.
+ */
+export function carryOver(
+  state: SidecarState,
+  from: LivenessMode,
+  to: LivenessMode,
+  now: number,
+): SidecarState {
+  if (to !== 'attributed' || from === 'attributed') return state;
+  return { ...state, attributed: initialHealth(now), lastAttribution: undefined };
+}
+
 export interface SidecarStep {
   readonly state: SidecarState;
   readonly deepTransition?: Transition;

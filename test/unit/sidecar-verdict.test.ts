@@ -6,6 +6,7 @@ import type { RoundResult } from '../../src/health/verdict.js';
 import {
   applyRound,
   attributeRound,
+  carryOver,
   healthVerdict,
   initialSidecarState,
   livezVerdict,
@@ -327,5 +328,32 @@ describe('sidecarReadings: what the gauges show, per mode in force', () => {
         });
       }
     }
+  });
+});
+
+describe('carryOver: the state a reloaded loop starts from', () => {
+  // In deep mode no direct fetch is made, so an outside outage counts against the proxy.
+  const deepDuringOutage = run(repeat(4, evidence(false, undefined)));
+
+  it('keeps every verdict when the mode stays or leaves attributed', () => {
+    for (const [from, to] of [
+      ['deep', 'deep'],
+      ['attributed', 'attributed'],
+      ['attributed', 'deep'],
+      ['shallow', 'deep'],
+    ] as const)
+      expect(carryOver(deepDuringOutage, from, to, 9_000)).toBe(deepDuringOutage);
+  });
+
+  it('turning attributed on starts its machine afresh, not from blame it could not check', () => {
+    expect(healthVerdict(deepDuringOutage, 'attributed', thresholds).ok).toBe(false);
+    const carried = carryOver(deepDuringOutage, 'deep', 'attributed', 9_000);
+    expect(healthVerdict(carried, 'attributed', thresholds)).toMatchObject({ ok: true, since: 9_000 });
+    // The deep verdict (/readyz) is kept as it was.
+    expect(carried.deep).toBe(deepDuringOutage.deep);
+    expect(readyzVerdict(carried, thresholds).ok).toBe(false);
+    // The next round with a direct fetch decides: the outside is down, the proxy is not at fault.
+    const next = applyRound(carried, OUTSIDE_DOWN, 10_000, thresholds).state;
+    expect(healthVerdict(next, 'attributed', thresholds).ok).toBe(true);
   });
 });
