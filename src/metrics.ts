@@ -54,6 +54,22 @@ export interface DnsMetricsOptions {
   readonly snapshot?: () => HealthSnapshot;
 }
 
+/**
+ * `egress_config_reloads_total`, the same in `dns` and `sidecar` so one alert covers both; returns
+ * what counts a reload. Both series exist from the start at 0: increase() cannot see a series'
+ * first sample as a rise, so an alert on the first refused reload would otherwise never fire.
+ */
+export function reloadCounter(registry: Registry): (ok: boolean) => void {
+  const reloads = new Counter({
+    name: 'egress_config_reloads_total',
+    help: 'Config reloads, by result (failed: the old config keeps serving).',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  for (const result of ['ok', 'failed']) reloads.inc({ result }, 0);
+  return (ok) => reloads.inc({ result: ok ? 'ok' : 'failed' });
+}
+
 export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
   const registry = new Registry();
   if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
@@ -148,15 +164,7 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
             this.inc({ service: service.name, pool: pool.name, from, to }, 0);
     },
   });
-  const reloads = new Counter({
-    name: 'egress_config_reloads_total',
-    help: 'Config reloads, by result (failed: the old config keeps serving).',
-    labelNames: ['result'] as const,
-    registers: [registry],
-  });
-  // Both series exist from the start at 0: increase() cannot see a series' first sample as a rise,
-  // so an alert on the first refused reload would otherwise never fire.
-  for (const result of ['ok', 'failed']) reloads.inc({ result }, 0);
+  const onReload = reloadCounter(registry);
 
   // transport/qtype/rcode -> count; qtypes we do not name are folded into OTHER to bound cardinality.
   const queryCounts = new Float64Array(TRANSPORTS.length * QTYPES.length * RCODES.length);
@@ -197,8 +205,6 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
       const i = (t * QTYPES.length + qtype) * RCODES.length + rcode;
       queryCounts[i] = (queryCounts[i] as number) + 1;
     },
-    onReload(ok) {
-      reloads.inc({ result: ok ? 'ok' : 'failed' });
-    },
+    onReload,
   };
 }

@@ -12,6 +12,7 @@ import { answersHttp, probeRound } from '../health/probe.js';
 import type { HealthState } from '../health/state.js';
 import type { RoundResult } from '../health/verdict.js';
 import { HttpServer, json } from '../http/server.js';
+import { reloadCounter } from '../metrics.js';
 import { redactUrl } from '../redact.js';
 import { sidecarRoute } from './routes.js';
 import {
@@ -115,16 +116,8 @@ function createMetrics(view: () => SidecarView) {
       else this.set(ever ? 1 : 0);
     },
   });
-  // Named, described and labelled as the dns server's (src/metrics.ts): one alert covers both.
-  const reloads = new Counter({
-    name: 'egress_config_reloads_total',
-    help: 'Config reloads, by result (failed: the old config keeps serving).',
-    labelNames: ['result'] as const,
-    registers: [registry],
-  });
-  // Both series exist from the start at 0: increase() cannot see a series' first sample as a rise,
-  // so an alert on the first refused reload would otherwise never fire.
-  for (const result of ['ok', 'failed']) reloads.inc({ result }, 0);
+  // One definition with the dns server's, so one alert covers both.
+  const onReload = reloadCounter(registry);
 
   const countRound = (path: 'proxy' | 'direct', round: RoundResult | undefined) => {
     if (round === undefined) return;
@@ -146,9 +139,7 @@ function createMetrics(view: () => SidecarView) {
         rounds.inc({ check: 'attributed', result: lastAttribution?.ok ? 'pass' : 'fail' });
       }
     },
-    onReload(ok: boolean) {
-      reloads.inc({ result: ok ? 'ok' : 'failed' });
-    },
+    onReload,
   };
 }
 
