@@ -14,6 +14,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { formatDuration, MAX_DURATION_MS, parseDuration } from './config/duration.js';
 import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS, type LogLevel } from './log.js';
 import { redactUrl } from './redact.js';
+import { hasCredentials, isHttpUrl } from './url.js';
 
 export type Command =
   | { readonly command: 'dns'; readonly configPath: string; readonly logLevel: LogLevel }
@@ -244,7 +245,7 @@ export function parseCommandLine(argv: readonly string[], context: CommandLineCo
         return error(`probe: --target ${quoteUrl(badTarget)} is not an http:// or https:// URL`);
       }
       // As in the config: a target's userinfo is never sent, only shown.
-      const withCredentials = targets.find((target) => /^[^:]+:\/\/[^/?#]*@/.test(target));
+      const withCredentials = targets.find(hasCredentials);
       if (withCredentials !== undefined) {
         return error(
           `probe: --target ${quoteUrl(withCredentials)} carries credentials; targets are fetched without them`,
@@ -294,15 +295,6 @@ function resolveLogLevel(flag: string | undefined, env: string | undefined): Log
     return isLogLevel(env) ? env : { message: `LOG_LEVEL "${env}" is not a log level (expected ${LEVELS})` };
   }
   return DEFAULT_LOG_LEVEL;
-}
-
-function isHttpUrl(text: string): boolean {
-  try {
-    const url = new URL(text);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
-  } catch {
-    return false;
-  }
 }
 
 // The message is printed on stderr and may be logged: never with the proxy's password.

@@ -12,6 +12,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { formatAddress } from '../errors.js';
 import { redactUrl } from '../redact.js';
+import { hasCredentials, isHttpUrl } from '../url.js';
 import { formatDuration, MAX_DURATION_MS, parseDuration } from './duration.js';
 
 export type OnAllDown = 'servfail' | 'last' | 'all';
@@ -157,40 +158,21 @@ const statusRanges = z
   });
 
 // A URL that fails to parse may still carry a password; messages go to stderr and logs.
-const withoutUserinfo = redactUrl;
-
 const httpUrl = (what: string) =>
-  z.string().refine(
-    (text) => {
-      try {
-        const url = new URL(text);
-        return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
-      } catch {
-        return false;
-      }
-    },
-    {
-      error: (issue) =>
-        typeof issue.input === 'string'
-          ? `"${withoutUserinfo(issue.input)}" is not an http:// or https:// ${what} URL`
-          : `expected an http:// or https:// ${what} URL`,
-    },
-  );
+  z.string().refine(isHttpUrl, {
+    error: (issue) =>
+      typeof issue.input === 'string'
+        ? `"${redactUrl(issue.input)}" is not an http:// or https:// ${what} URL`
+        : `expected an http:// or https:// ${what} URL`,
+  });
 
 // A probe never sends a target's userinfo, and a target URL is shown everywhere (reasons in /status
 // and _status TXT, metric labels, the sidecar's JSON): a password there would be published, not used.
-const targetUrl = httpUrl('target').refine(
-  (text) => {
-    // An unparsable URL is httpUrl's error alone (zod runs this refinement anyway).
-    if (!URL.canParse(text)) return true;
-    const url = new URL(text);
-    return url.username === '' && url.password === '';
-  },
-  {
-    error: (issue) =>
-      `"${withoutUserinfo(String(issue.input))}" carries credentials: a target is fetched without them and shown in status and metrics, so it must not have any`,
-  },
-);
+// (An unparsable URL is httpUrl's error alone: hasCredentials is false for it.)
+const targetUrl = httpUrl('target').refine((text) => !hasCredentials(text), {
+  error: (issue) =>
+    `"${redactUrl(String(issue.input))}" carries credentials: a target is fetched without them and shown in status and metrics, so it must not have any`,
+});
 
 const dnsLabel = z
   .string()
