@@ -5,7 +5,8 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { type Command, parseCommandLine } from './cli.js';
 import { type Loaded, loadDnsConfig, loadSidecarConfig, parseAnyConfigText } from './config/load.js';
-import { configLoadError, EXIT, isOperatorError, type OperatorError } from './errors.js';
+import { PROBE_DEFAULTS } from './config/schema.js';
+import { configLoadError, EXIT, isOperatorError, type OperatorError, usageError } from './errors.js';
 import { probeRound } from './health/probe.js';
 import { createLogger, type Logger } from './log.js';
 import { redactUrl } from './redact.js';
@@ -62,8 +63,7 @@ async function run(command: Command): Promise<number> {
       stdout(command.text);
       return EXIT.OK;
     case 'error':
-      stderr(`egress-failover: ${command.message} (see egress-failover --help)`);
-      return EXIT.CANNOT_START;
+      throw usageError(command.message);
     case 'check-config':
       return checkConfig(command.configPath);
     case 'probe':
@@ -145,7 +145,7 @@ async function probeOnce(command: Extract<Command, { command: 'probe' }>): Promi
     targets: command.targets,
     quorum: command.quorum,
     timeoutMs: command.timeoutMs,
-    expectStatus: [{ min: 200, max: 399 }],
+    expectStatus: PROBE_DEFAULTS.expectStatus,
   });
   stdout(`${result.ok ? 'healthy' : 'unhealthy'}: ${result.reason} (proxy ${redactUrl(command.proxy)})`);
   for (const target of result.targets) {
@@ -158,17 +158,17 @@ async function probeOnce(command: Extract<Command, { command: 'probe' }>): Promi
 
 /**
  * Serves until SIGTERM or SIGINT, then stops within the deadline; a second signal, or the
- * deadline, ends the process at once. SIGHUP reloads the config where the command has one to reload.
+ * deadline, ends the process at once. SIGHUP reloads the config.
  */
 function serveUntilSignalled(
   logger: Logger,
   stop: () => Promise<void>,
-  reload?: () => Promise<void>,
+  reload: () => Promise<void>,
 ): Promise<number> {
   const log = logger.child({ component: 'main' });
   process.on('SIGHUP', () => {
-    log.info({ signal: 'SIGHUP' }, reload ? 'reloading the config' : 'SIGHUP ignored: nothing to reload');
-    void reload?.();
+    log.info({ signal: 'SIGHUP' }, 'reloading the config');
+    void reload();
   });
   return new Promise((resolve) => {
     let stopping = false;

@@ -210,7 +210,7 @@ type ProbeKey = keyof typeof probeFields;
 
 type ProbeDefaults = Omit<ProbeSettings, 'targets'>;
 
-const PROBE_DEFAULTS: ProbeDefaults = {
+export const PROBE_DEFAULTS: ProbeDefaults = {
   quorum: 1,
   intervalMs: 2_000,
   timeoutMs: 1_000,
