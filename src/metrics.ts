@@ -6,7 +6,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { Outcome, Transport } from './dns/responder.js';
 import type { RoundEvent, TransitionEvent } from './health/monitor.js';
 import type { HealthSnapshot } from './health/select.js';
-import type { HealthState } from './health/state.js';
+import { HEALTH_STATES, type HealthState } from './health/state.js';
 
 // Query counts live in one flat array indexed by (transport, qtype, rcode): bumping one is an add,
 // with no string built and no map consulted on the answer path.
@@ -37,8 +37,6 @@ const TRANSITIONS: readonly (readonly [HealthState, HealthState])[] = [
 ];
 const DROPPED = 8;
 
-const STATES: readonly HealthState[] = ['unknown', 'healthy', 'unhealthy'];
-
 export interface DnsMetrics {
   readonly registry: Registry;
   onRound(event: RoundEvent): void;
@@ -53,6 +51,9 @@ export interface DnsMetricsOptions {
   /** The health view in force, read at each scrape. */
   readonly snapshot?: () => HealthSnapshot;
 }
+
+/** Probe latency histogram buckets (seconds), the same for the dns server's and the sidecar's. */
+export const PROBE_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /**
  * `egress_config_reloads_total`, the same in `dns` and `sidecar` so one alert covers both; returns
@@ -84,7 +85,7 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     name: 'egress_probe_duration_seconds',
     help: 'Time for one target fetched through the pool proxy, until pass, failure or timeout.',
     labelNames: ['service', 'pool', 'target'] as const,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    buckets: PROBE_SECONDS_BUCKETS,
     registers: [registry],
   });
   const rounds = new Counter({
@@ -109,7 +110,7 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     collect: fromSnapshot(function (this: Gauge, snapshot) {
       for (const service of snapshot.services) {
         for (const pool of service.pools) {
-          for (const s of STATES)
+          for (const s of HEALTH_STATES)
             this.set({ service: service.name, pool: pool.name, state: s }, pool.state === s ? 1 : 0);
         }
       }

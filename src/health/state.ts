@@ -4,6 +4,7 @@ import type { ProbeSettings } from '../config/schema.js';
 import type { RoundResult } from './verdict.js';
 
 export type HealthState = 'unknown' | 'healthy' | 'unhealthy';
+export const HEALTH_STATES: readonly HealthState[] = ['unknown', 'healthy', 'unhealthy'];
 
 export interface LastRound {
   readonly ok: boolean;

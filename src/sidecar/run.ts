@@ -9,10 +9,10 @@ import { movedListenAddresses, startReloader } from '../config/reloader.js';
 import type { LivenessMode, SidecarConfig } from '../config/schema.js';
 import { bindError, formatAddress } from '../errors.js';
 import { answersHttp, probeRound } from '../health/probe.js';
-import type { HealthState } from '../health/state.js';
+import { HEALTH_STATES } from '../health/state.js';
 import type { RoundResult } from '../health/verdict.js';
 import { HttpServer, json } from '../http/server.js';
-import { reloadCounter } from '../metrics.js';
+import { PROBE_SECONDS_BUCKETS, reloadCounter } from '../metrics.js';
 import { redactUrl } from '../redact.js';
 import { sidecarRoute } from './routes.js';
 import {
@@ -40,8 +40,6 @@ const SHALLOW_BOUND_MS = 1_000;
 /** How often the "no direct route" warning repeats while it stays true. */
 const NO_DIRECT_WARN_EVERY_MS = 10 * 60_000;
 
-const STATES: readonly HealthState[] = ['unknown', 'healthy', 'unhealthy'];
-
 /** The loop's state and the config in force, as a scrape finds them. */
 interface SidecarView {
   readonly state: SidecarState;
@@ -67,7 +65,7 @@ function createMetrics(view: () => SidecarView) {
     name: 'egress_sidecar_probe_duration_seconds',
     help: 'Time for one target fetch, until pass, failure or timeout.',
     labelNames: ['path', 'target'] as const,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    buckets: PROBE_SECONDS_BUCKETS,
     registers: [registry],
   });
   const rounds = new Counter({
@@ -88,7 +86,8 @@ function createMetrics(view: () => SidecarView) {
     collect() {
       this.reset();
       for (const machine of readings().machines) {
-        for (const s of STATES) this.set({ check: machine.check, state: s }, machine.state === s ? 1 : 0);
+        for (const s of HEALTH_STATES)
+          this.set({ check: machine.check, state: s }, machine.state === s ? 1 : 0);
       }
     },
   });
@@ -122,8 +121,9 @@ function createMetrics(view: () => SidecarView) {
   const countRound = (path: 'proxy' | 'direct', round: RoundResult | undefined) => {
     if (round === undefined) return;
     for (const t of round.targets) {
-      targets.inc({ path, target: redactUrl(t.target), result: t.ok ? 'pass' : 'fail' });
-      latency.observe({ path, target: redactUrl(t.target) }, t.latencyMs / 1000);
+      const target = redactUrl(t.target);
+      targets.inc({ path, target, result: t.ok ? 'pass' : 'fail' });
+      latency.observe({ path, target }, t.latencyMs / 1000);
     }
   };
 

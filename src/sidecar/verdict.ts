@@ -65,8 +65,6 @@ export function attributeRound(evidence: RoundEvidence): Attribution {
 }
 
 export interface SidecarState {
-  /** When watching began: the `since` of every verdict that has not changed yet. */
-  readonly startedAt: number;
   /** The deep check's rise/fall machine: /readyz, and /health in `deep` mode. */
   readonly deep: PoolHealth;
   /** The attributed verdict's rise/fall machine: /health in `attributed` mode. */
@@ -83,7 +81,6 @@ export interface SidecarState {
 
 export function initialSidecarState(now: number): SidecarState {
   return {
-    startedAt: now,
     deep: initialHealth(now),
     attributed: initialHealth(now),
     lastEvidence: undefined,
