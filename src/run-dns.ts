@@ -114,14 +114,16 @@ export async function runDns(
   // The SOA serial only moves when an answer changes, and starts from the clock so that a restart
   // never makes it go backwards.
   let serial = Math.floor(Date.now() / 1000);
-  let view: ZoneView | undefined;
+  // Created by the first publication; from then on it holds the view in force.
   let responder: Responder | undefined;
   const publish = (current: DnsConfig, snapshot: HealthSnapshot) => {
     const candidate = zoneViewOf(current, snapshot, serial);
+    const view = responder?.view;
     if (view && sameView(candidate, view)) return;
     if (view && !sameAnswers(candidate, view)) serial = Math.max(serial + 1, Math.floor(Date.now() / 1000));
-    view = { ...candidate, serial };
-    responder?.setView(view);
+    const next = { ...candidate, serial };
+    if (responder) responder.setView(next);
+    else responder = new Responder(next);
   };
 
   const startMonitor = (current: DnsConfig, previous?: CarriedState) => {
@@ -142,7 +144,6 @@ export async function runDns(
     return created;
   };
   startMonitor(config);
-  responder = new Responder(view as ZoneView);
 
   const dnsLog = logger.child({ component: 'dns' });
   const dns = await bind('dns.listen', config.dns.listen, () =>
