@@ -5,7 +5,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Outcome, Transport } from './dns/responder.js';
 import type { RoundEvent, TransitionEvent } from './health/monitor.js';
-import type { HealthSnapshot } from './health/select.js';
+import { type HealthSnapshot, isAnswered } from './health/select.js';
 import { HEALTH_STATES, type HealthState } from './health/state.js';
 
 // Query counts live in one flat array indexed by (transport, qtype, rcode): bumping one is an add,
@@ -124,8 +124,7 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     collect: fromSnapshot(function (this: Gauge, snapshot) {
       for (const { name, selection, pools } of snapshot.services) {
         for (const pool of pools) {
-          const answered = selection.mode === 'all-down-all' || selection.selected === pool.name;
-          this.set({ service: name, pool: pool.name }, answered ? 1 : 0);
+          this.set({ service: name, pool: pool.name }, isAnswered(selection, pool.name) ? 1 : 0);
         }
       }
     }),

@@ -56,6 +56,14 @@ export interface Selection {
  * for being healthy (its current addresses, or the remembered ones if it has none now or is gone),
  * SERVFAIL if there never was one; `all` every pool's addresses, unique, in priority order.
  */
+/**
+ * Whether DNS answers with `pool`'s addresses: the selected pool, or under `onAllDown: all` every
+ * pool, as long as there is an address to answer at all (with none, DNS answers SERVFAIL).
+ */
+export function isAnswered(selection: Selection, pool: string): boolean {
+  return selection.mode === 'all-down-all' ? selection.addresses.length > 0 : selection.selected === pool;
+}
+
 export function select(
   pools: readonly SelectablePool[],
   onAllDown: OnAllDown,

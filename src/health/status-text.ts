@@ -2,7 +2,7 @@
 // One string per pool, logfmt (key=value, values with spaces quoted), so `dig +short` reads like a log
 // line and the same tools parse it.
 import { redactUrl } from '../redact.js';
-import type { ServiceSnapshot } from './select.js';
+import { isAnswered, type ServiceSnapshot } from './select.js';
 
 /** A TXT character-string holds at most 255 bytes. */
 export const MAX_TXT_STRING_BYTES = 255;
@@ -18,8 +18,7 @@ const ELLIPSIS = '...';
 export function statusStrings(service: ServiceSnapshot): string[] {
   const { selection } = service;
   return service.pools.map((pool) => {
-    const answered =
-      selection.mode === 'all-down-all' ? selection.addresses.length > 0 : selection.selected === pool.name;
+    const answered = isAnswered(selection, pool.name);
     const head = [
       `pool=${pool.name}`,
       `state=${pool.state}`,

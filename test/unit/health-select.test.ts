@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { OnAllDown } from '../../src/config/schema.js';
 import {
+  isAnswered,
   type PoolSnapshot,
   type SelectablePool,
   type Selection,
@@ -259,5 +260,27 @@ describe('statusStrings', () => {
         }
       }),
     );
+  });
+});
+
+describe('isAnswered: the one rule for selected=yes in _status TXT and egress_pool_selected', () => {
+  const selection = (
+    mode: 'healthy' | 'all-down-all',
+    selected: string | undefined,
+    addresses: string[],
+  ) => ({
+    ready: true,
+    mode,
+    selected,
+    addresses,
+    since: 0,
+    lastHealthy: undefined,
+  });
+  it('the selected pool only, or every pool under all-down-all while there is an address', () => {
+    expect(isAnswered(selection('healthy', 'b', ['10.0.0.2']), 'b')).toBe(true);
+    expect(isAnswered(selection('healthy', 'b', ['10.0.0.2']), 'a')).toBe(false);
+    expect(isAnswered(selection('all-down-all', undefined, ['10.0.0.1']), 'a')).toBe(true);
+    // No address at all: DNS answers SERVFAIL, so no pool is being answered.
+    expect(isAnswered(selection('all-down-all', undefined, []), 'a')).toBe(false);
   });
 });
