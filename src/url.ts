@@ -13,3 +13,8 @@ export function hasCredentials(text: string): boolean {
   const url = new URL(text);
   return url.username !== '' || url.password !== '';
 }
+
+/** The URL's host name without IPv6 brackets, as socket and resolver APIs want it. */
+export function bareHost(url: URL): string {
+  return url.hostname.replace(/^\[(.*)\]$/, '$1');
+}

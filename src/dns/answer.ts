@@ -50,10 +50,11 @@ function inZone(name: string, zone: string): boolean {
   return name === zone || name.endsWith(`.${zone}`);
 }
 
-function soa(view: ZoneView, owner: 'apex', ttl: number): AnswerRecord {
+/** The zone's SOA, at the apex, with dns.ttl. */
+function soa(view: ZoneView): AnswerRecord {
   return {
-    owner,
-    ttl,
+    owner: 'apex',
+    ttl: view.ttl,
     data: {
       type: 'SOA',
       mname: view.nameserver,
@@ -70,7 +71,7 @@ function soa(view: ZoneView, owner: 'apex', ttl: number): AnswerRecord {
 
 /** NOERROR or NXDOMAIN with no records, and the SOA telling resolvers how long to remember that. */
 function negative(view: ZoneView, rcode: number): Answer {
-  return { rcode, authoritative: true, answer: [], authority: [soa(view, 'apex', view.ttl)] };
+  return { rcode, authoritative: true, answer: [], authority: [soa(view)] };
 }
 
 function positive(answer: AnswerRecord[], view: ZoneView): Answer {
@@ -91,7 +92,7 @@ export function answer(question: Question, view: ZoneView): Answer {
 
   if (question.name === view.zone) {
     const records: AnswerRecord[] = [];
-    if (wants(type, TYPE.SOA)) records.push(soa(view, 'apex', ttl));
+    if (wants(type, TYPE.SOA)) records.push(soa(view));
     if (wants(type, TYPE.NS))
       records.push({ owner: 'qname', ttl, data: { type: 'NS', host: view.nameserver } });
     return positive(records, view);

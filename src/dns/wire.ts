@@ -132,11 +132,7 @@ export function decodeQuery(msg: Uint8Array): Decoded {
     if (rrType === TYPE.OPT) {
       // RFC 6891 6.1.1: one OPT, owned by the root.
       if (edns || nameEnd !== offset + 1) return reject(RCODE.FORMERR);
-      edns = {
-        udpSize: u16(msg, nameEnd + 2),
-        version: msg[nameEnd + 5] as number,
-        dnssecOk: ((msg[nameEnd + 6] as number) & 0x80) !== 0,
-      };
+      edns = readOpt(msg, nameEnd);
     }
     offset = nameEnd + 10 + rdLength;
   }
@@ -154,6 +150,15 @@ export function decodeQuery(msg: Uint8Array): Decoded {
       cd: (flags & 0x0010) !== 0,
       edns,
     },
+  };
+}
+
+/** The EDNS fields of the OPT record whose owner name ends at `nameEnd`. */
+function readOpt(msg: Uint8Array, nameEnd: number): Edns {
+  return {
+    udpSize: u16(msg, nameEnd + 2),
+    version: msg[nameEnd + 5] as number,
+    dnssecOk: ((msg[nameEnd + 6] as number) & 0x80) !== 0,
   };
 }
 
@@ -180,11 +185,7 @@ function ednsOf(msg: Uint8Array): Edns | undefined {
     if (end > msg.length) return undefined;
     if (u16(msg, nameEnd) === TYPE.OPT) {
       if (i < records || edns || nameEnd !== offset + 1) return undefined;
-      edns = {
-        udpSize: u16(msg, nameEnd + 2),
-        version: msg[nameEnd + 5] as number,
-        dnssecOk: ((msg[nameEnd + 6] as number) & 0x80) !== 0,
-      };
+      edns = readOpt(msg, nameEnd);
     }
     offset = end;
   }

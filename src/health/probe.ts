@@ -23,6 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { createSecureContext, rootCertificates, type SecureContext, connect as tlsConnect } from 'node:tls';
 import { formatDuration } from '../config/duration.js';
 import type { StatusRange } from '../config/schema.js';
+import { bareHost } from '../url.js';
 import { type RoundResult, roundVerdict, type TargetResult } from './verdict.js';
 
 export interface ProbeRoundOptions {
@@ -450,11 +451,6 @@ function tlsOptions(ca: readonly string[] | undefined): { secureContext: SecureC
     contexts.set(key, secureContext);
   }
   return { secureContext };
-}
-
-/** URL hostname without IPv6 brackets, as socket APIs want it. */
-function bareHost(url: URL): string {
-  return url.hostname.replace(/^\[(.*)\]$/, '$1');
 }
 
 /** SNI is for names only (RFC 6066); an IP address gets none. */

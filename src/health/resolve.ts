@@ -4,6 +4,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { PoolConfig } from '../config/schema.js';
+import { bareHost } from '../url.js';
 import type { ResolveError } from './select.js';
 
 /** Every address of a host name, both families. */
@@ -33,7 +34,7 @@ const defaultLookup: LookupAll = async (host) => {
 
 /** The host of a proxy URL, without the brackets of an IPv6 literal. */
 function proxyHost(proxyUrl: string): string {
-  return new URL(proxyUrl).hostname.replace(/^\[(.*)\]$/, '$1');
+  return bareHost(new URL(proxyUrl));
 }
 
 export class PoolAddresses {
