@@ -13,7 +13,7 @@ import { probeRound } from './health/probe.js';
 import type { HealthSnapshot, ServiceSnapshot } from './health/select.js';
 import { statusStrings } from './health/status-text.js';
 import { dnsRoute } from './http/routes.js';
-import { HttpServer } from './http/server.js';
+import { HttpServer, metricsReply } from './http/server.js';
 import { createDnsMetrics } from './metrics.js';
 
 export interface RunningDns {
@@ -159,11 +159,7 @@ export async function runDns(
     http = await bind('http.listen', config.http.listen, () =>
       HttpServer.start(config.http.listen, async (path) => {
         if (path === '/metrics') {
-          return {
-            status: 200,
-            contentType: metrics.registry.contentType,
-            body: await metrics.registry.metrics(),
-          };
+          return metricsReply(metrics.registry);
         }
         return dnsRoute(path, monitor.current(), { file: configFile, ...reloader.inForce });
       }),

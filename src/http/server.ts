@@ -19,6 +19,16 @@ export const json = (status: number, value: unknown): HttpReply => ({
   body: `${JSON.stringify(value, null, 2)}\n`,
 });
 
+/** /metrics: a registry's Prometheus text, rendered at each scrape. */
+export const metricsReply = async (registry: {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}): Promise<HttpReply> => ({
+  status: 200,
+  contentType: registry.contentType,
+  body: await registry.metrics(),
+});
+
 export const text = (status: number, body: string): HttpReply => ({
   status,
   contentType: 'text/plain; charset=utf-8',

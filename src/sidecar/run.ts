@@ -11,7 +11,7 @@ import { bindError, formatAddress } from '../errors.js';
 import { answersHttp, probeRound } from '../health/probe.js';
 import { HEALTH_STATES } from '../health/state.js';
 import type { RoundResult } from '../health/verdict.js';
-import { HttpServer, json } from '../http/server.js';
+import { HttpServer, json, metricsReply } from '../http/server.js';
 import { PROBE_SECONDS_BUCKETS, reloadCounter } from '../metrics.js';
 import { redactUrl } from '../redact.js';
 import { sidecarRoute } from './routes.js';
@@ -295,11 +295,7 @@ export async function runSidecar(
   try {
     http = await HttpServer.start(config.listen, async (path) => {
       if (path === '/metrics') {
-        return {
-          status: 200,
-          contentType: metrics.registry.contentType,
-          body: await metrics.registry.metrics(),
-        };
+        return metricsReply(metrics.registry);
       }
       const reply = sidecarRoute(path, loop.state, inForce.liveness, inForce.probe);
       return reply && json(reply.status, reply.body);
