@@ -1,10 +1,9 @@
 // The composition root: command line -> config -> logger -> wiring -> signals -> exit code.
 // Nothing below this file calls process.exit or reads argv; everything it starts, it stops.
 
-import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { type Command, parseCommandLine } from './cli.js';
-import { type Loaded, loadDnsConfig, loadSidecarConfig, parseAnyConfigText } from './config/load.js';
+import { type Loaded, loadAnyConfig, loadDnsConfig, loadSidecarConfig } from './config/load.js';
 import { PROBE_DEFAULTS } from './config/schema.js';
 import { configLoadError, EXIT, isOperatorError, type OperatorError, usageError } from './errors.js';
 import { probeRound } from './health/probe.js';
@@ -123,14 +122,7 @@ function startable<T>(file: string, loaded: Loaded<T>): { config: T; text: strin
 
 /** A file whose top level has a `sidecar` key is a sidecar config; anything else a DNS server's. */
 async function checkConfig(file: string): Promise<number> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    stderr(`${file}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-    return EXIT.NOT_OK;
-  }
-  const loaded = parseAnyConfigText(text);
+  const loaded = await loadAnyConfig(file);
   if (!loaded.ok) {
     for (const line of loaded.errors) stderr(line);
     return EXIT.NOT_OK;

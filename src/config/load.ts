@@ -128,7 +128,7 @@ export function parseAnyConfigText(text: string): Loaded<AnyConfig> {
   return loaded.ok ? { ...loaded, config: { kind: 'dns', config: loaded.config } } : loaded;
 }
 
-async function loadFile<T>(file: string, schema: z.ZodType<T>): Promise<Loaded<T>> {
+async function loadFile<T>(file: string, parse: (text: string) => Loaded<T>): Promise<Loaded<T>> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -136,9 +136,12 @@ async function loadFile<T>(file: string, schema: z.ZodType<T>): Promise<Loaded<T
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     return { ok: false, reason: 'unreadable', errors: [`${file}: cannot read the config file (${code})`] };
   }
-  return parseConfigText(text, schema);
+  return parse(text);
 }
 
-export const loadDnsConfig = (file: string): Promise<Loaded<DnsConfig>> => loadFile(file, dnsConfigSchema);
+export const loadDnsConfig = (file: string): Promise<Loaded<DnsConfig>> =>
+  loadFile(file, (text) => parseConfigText(text, dnsConfigSchema));
 export const loadSidecarConfig = (file: string): Promise<Loaded<SidecarConfig>> =>
-  loadFile(file, sidecarConfigSchema);
+  loadFile(file, (text) => parseConfigText(text, sidecarConfigSchema));
+/** For check-config: either kind, told apart by the document (parseAnyConfigText). */
+export const loadAnyConfig = (file: string): Promise<Loaded<AnyConfig>> => loadFile(file, parseAnyConfigText);
