@@ -12,13 +12,15 @@ import { type Answer, type AnswerRecord, answer, ownedNames } from './answer.js'
 import {
   assembleReply,
   BADVERS,
+  clampUdpSize,
   decodeQuery,
   type EncodedAnswer,
   encodeAnswer,
   encodeName,
+  HEADER_LENGTH,
   ipv4Bytes,
   ipv6Bytes,
-  MAX_UDP_PAYLOAD,
+  PLAIN_UDP_LIMIT,
   type Query,
   rejectReply,
   soaBytes,
@@ -41,7 +43,6 @@ export interface Outcome {
 }
 
 const TCP_LIMIT = 65_535;
-const HEADER_LENGTH = 12;
 /** Bounded like the memo: owned names x the query types and EDNS shapes clients use. */
 const MAX_HOT_ENTRIES = 4096;
 
@@ -191,7 +192,7 @@ export class Responder {
     if (questionEnd > length) return false;
     for (let i = nameEnd; i < questionEnd; i++) hash = Math.imul(hash ^ (msg[i] as number), 0x01000193);
     let edns = 0;
-    let limit = 512;
+    let limit = PLAIN_UDP_LIMIT;
     if (additional === 0) {
       if (questionEnd !== length) return false;
     } else {
@@ -203,7 +204,7 @@ export class Responder {
       if (questionEnd + 11 + rdLength !== length) return false;
       edns = ((msg[questionEnd + 7] as number) & 0x80) !== 0 ? 2 : 1;
       const size = ((msg[questionEnd + 3] as number) << 8) | (msg[questionEnd + 4] as number);
-      limit = Math.min(Math.max(size, 512), MAX_UDP_PAYLOAD);
+      limit = clampUdpSize(size);
     }
     this.#scanHash = hash & 0x3fffffff;
     this.#scanNameEnd = nameEnd;

@@ -22,12 +22,12 @@ export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP:
 /** Extended rcode 16: carried as 1 in the OPT's upper rcode byte, 0 in the header. */
 export const BADVERS = 16;
 
-const HEADER_LENGTH = 12;
+export const HEADER_LENGTH = 12;
 const MAX_NAME_LENGTH = 255;
 const OPT_LENGTH = 11;
 /** What we advertise and the most we send over UDP, whatever a client offers (RFC 6891 6.2.5). */
 export const MAX_UDP_PAYLOAD = 4096;
-const PLAIN_UDP_LIMIT = 512;
+export const PLAIN_UDP_LIMIT = 512;
 
 export interface Edns {
   readonly udpSize: number;
@@ -332,8 +332,12 @@ export function encodeAnswer(sections: Sections, nameLength: number, zoneLength:
 
 /** The largest reply this query may get over UDP. */
 export function udpLimit(query: Query): number {
-  if (!query.edns) return PLAIN_UDP_LIMIT;
-  return Math.min(Math.max(query.edns.udpSize, PLAIN_UDP_LIMIT), MAX_UDP_PAYLOAD);
+  return query.edns ? clampUdpSize(query.edns.udpSize) : PLAIN_UDP_LIMIT;
+}
+
+/** A client's advertised EDNS UDP size -> what we send at most (512 up to MAX_UDP_PAYLOAD). */
+export function clampUdpSize(size: number): number {
+  return Math.min(Math.max(size, PLAIN_UDP_LIMIT), MAX_UDP_PAYLOAD);
 }
 
 /**
