@@ -5,7 +5,8 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Outcome, Transport } from './dns/responder.js';
 import type { RoundEvent, TransitionEvent } from './health/monitor.js';
-import { type HealthSnapshot, isAnswered } from './health/select.js';
+import { isAnswered } from './health/select.js';
+import type { HealthSnapshot } from './health/snapshot.js';
 import { HEALTH_STATES, type HealthState } from './health/state.js';
 
 // Query counts live in one flat array indexed by (transport, qtype, rcode): bumping one is an add,

@@ -10,7 +10,7 @@ import type { ServiceView, ZoneView } from './dns/zone-view.js';
 import { bindError, formatAddress } from './errors.js';
 import { type CarriedState, HealthMonitor, type RunRound } from './health/monitor.js';
 import { probeRound } from './health/probe.js';
-import type { HealthSnapshot, ServiceSnapshot } from './health/select.js';
+import type { HealthSnapshot, ServiceSnapshot } from './health/snapshot.js';
 import { statusStrings } from './health/status-text.js';
 import { dnsRoute } from './http/routes.js';
 import { HttpServer, metricsReply } from './http/server.js';

@@ -3,13 +3,8 @@
 import type { PoolConfig, ServiceConfig } from '../config/schema.js';
 import { redactUrl } from '../redact.js';
 import { type LookupAll, PoolAddresses } from './resolve.js';
-import {
-  type HealthSnapshot,
-  type PoolSnapshot,
-  type Selection,
-  type ServiceSnapshot,
-  select,
-} from './select.js';
+import { type Selection, select } from './select.js';
+import type { HealthSnapshot, PoolSnapshot, ServiceSnapshot } from './snapshot.js';
 import { initialHealth, inTransition, next, nextDelayMs, type PoolHealth, type Transition } from './state.js';
 import type { RoundResult } from './verdict.js';
 

@@ -5,7 +5,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { PoolConfig } from '../config/schema.js';
 import { bareHost } from '../url.js';
-import type { ResolveError } from './select.js';
+import type { ResolveError } from './snapshot.js';
 
 /** Every address of a host name, both families. */
 export type LookupAll = (host: string) => Promise<readonly string[]>;

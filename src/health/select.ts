@@ -1,7 +1,6 @@
 // Pure: a service's pools in priority order + onAllDown -> the address set DNS answers with.
-// Also the shape of the health view the monitor publishes, since selection is what it is built around.
 import type { OnAllDown } from '../config/schema.js';
-import type { HealthState, PoolHealth } from './state.js';
+import type { HealthState } from './state.js';
 
 export type SelectionMode = 'pending' | 'healthy' | 'all-down-servfail' | 'all-down-last' | 'all-down-all';
 
@@ -56,14 +55,6 @@ export interface Selection {
  * for being healthy (its current addresses, or the remembered ones if it has none now or is gone),
  * SERVFAIL if there never was one; `all` every pool's addresses, unique, in priority order.
  */
-/**
- * Whether DNS answers with `pool`'s addresses: the selected pool, or under `onAllDown: all` every
- * pool, as long as there is an address to answer at all (with none, DNS answers SERVFAIL).
- */
-export function isAnswered(selection: Selection, pool: string): boolean {
-  return selection.mode === 'all-down-all' ? selection.addresses.length > 0 : selection.selected === pool;
-}
-
 export function select(
   pools: readonly SelectablePool[],
   onAllDown: OnAllDown,
@@ -133,39 +124,10 @@ export function select(
   };
 }
 
-// ---- the published view -------------------------------------------------------------------------
-
-export interface ResolveError {
-  readonly reason: string;
-  readonly at: number;
-}
-
-/** A pool as the monitor publishes it: its health (state.ts), and where it stands in the service. */
-export interface PoolSnapshot extends PoolHealth {
-  readonly name: string;
-  /** The proxy URL with any credentials removed. */
-  readonly proxy: string;
-  readonly addresses: readonly string[];
-  /** `config`: the pool's `address` (or an IP-literal proxy host); `dns`: the proxy host, resolved. */
-  readonly addressSource: 'config' | 'dns';
-  /** Set while the last re-resolution failed; `addresses` are then the last good ones. */
-  readonly resolveError: ResolveError | undefined;
-  /** The next round follows after fastInterval rather than interval. */
-  readonly inTransition: boolean;
-}
-
-export interface ServiceSnapshot {
-  readonly name: string;
-  readonly onAllDown: OnAllDown;
-  readonly selection: Selection;
-  /** In priority order. */
-  readonly pools: readonly PoolSnapshot[];
-}
-
-export interface HealthSnapshot {
-  /** Epoch ms of publication. */
-  readonly at: number;
-  /** Every service has had a verdict (kept once reached, across reloads): /readyz may answer 200. */
-  readonly ready: boolean;
-  readonly services: readonly ServiceSnapshot[];
+/**
+ * Whether DNS answers with `pool`'s addresses: the selected pool, or under `onAllDown: all` every
+ * pool, as long as there is an address to answer at all (with none, DNS answers SERVFAIL).
+ */
+export function isAnswered(selection: Selection, pool: string): boolean {
+  return selection.mode === 'all-down-all' ? selection.addresses.length > 0 : selection.selected === pool;
 }

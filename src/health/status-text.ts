@@ -2,7 +2,8 @@
 // One string per pool, logfmt (key=value, values with spaces quoted), so `dig +short` reads like a log
 // line and the same tools parse it.
 import { redactUrl } from '../redact.js';
-import { isAnswered, type ServiceSnapshot } from './select.js';
+import { isAnswered } from './select.js';
+import type { ServiceSnapshot } from './snapshot.js';
 
 /** A TXT character-string holds at most 255 bytes. */
 export const MAX_TXT_STRING_BYTES = 255;

@@ -1,5 +1,5 @@
 // Pure: the `dns` command's health view -> /livez, /readyz, /status replies.
-import type { HealthSnapshot, PoolSnapshot, ServiceSnapshot } from '../health/select.js';
+import type { HealthSnapshot, PoolSnapshot, ServiceSnapshot } from '../health/snapshot.js';
 import { type HttpReply, json, text } from './server.js';
 
 export interface ConfigInForce {

@@ -1,14 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { OnAllDown } from '../../src/config/schema.js';
-import {
-  isAnswered,
-  type PoolSnapshot,
-  type SelectablePool,
-  type Selection,
-  type ServiceSnapshot,
-  select,
-} from '../../src/health/select.js';
+import { isAnswered, type SelectablePool, type Selection, select } from '../../src/health/select.js';
+import type { PoolSnapshot, ServiceSnapshot } from '../../src/health/snapshot.js';
 import type { HealthState } from '../../src/health/state.js';
 import { MAX_TXT_STRING_BYTES, statusStrings } from '../../src/health/status-text.js';
 
