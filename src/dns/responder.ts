@@ -23,10 +23,11 @@ import {
   PLAIN_UDP_LIMIT,
   type Query,
   rejectReply,
+  replyLimit,
   soaBytes,
+  TCP_LIMIT,
   TYPE,
   txtBytes,
-  udpLimit,
   type WireRecord,
 } from './wire.js';
 import type { ZoneView } from './zone-view.js';
@@ -42,7 +43,6 @@ export interface Outcome {
   readonly truncated: boolean;
 }
 
-const TCP_LIMIT = 65_535;
 /** Bounded like the memo: owned names x the query types and EDNS shapes clients use. */
 const MAX_HOT_ENTRIES = 4096;
 
@@ -146,8 +146,7 @@ export class Responder {
     }
     const { query, raw } = decoded;
     const encoded = this.#encoded(query);
-    const limit = transport === 'udp' ? udpLimit(query) : TCP_LIMIT;
-    const reply = assembleReply(query, raw, encoded, limit);
+    const reply = assembleReply(query, raw, encoded, replyLimit(query, transport, encoded));
     const result: Outcome = {
       qtype: query.type,
       rcode: encoded.rcode,

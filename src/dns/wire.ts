@@ -28,6 +28,8 @@ const OPT_LENGTH = 11;
 /** What we advertise and the most we send over UDP, whatever a client offers (RFC 6891 6.2.5). */
 export const MAX_UDP_PAYLOAD = 4096;
 export const PLAIN_UDP_LIMIT = 512;
+/** A TCP message's length prefix is 16 bits. */
+export const TCP_LIMIT = 65_535;
 
 export interface Edns {
   readonly udpSize: number;
@@ -318,6 +320,8 @@ export interface EncodedAnswer {
   readonly answerCount: number;
   readonly authorityCount: number;
   readonly records: Uint8Array;
+  /** The most this answer may take over UDP, whatever EDNS size the query offers. */
+  readonly udpCeiling: number;
 }
 
 export function encodeAnswer(sections: Sections, nameLength: number, zoneLength: number): EncodedAnswer {
@@ -327,12 +331,22 @@ export function encodeAnswer(sections: Sections, nameLength: number, zoneLength:
     answerCount: sections.answer.length,
     authorityCount: sections.authority.length,
     records: encodeSections(sections, nameLength, zoneLength),
+    // TXT is only ever `_status`: text for an operator's dig, 2 KB and more for a 60-byte query,
+    // which over UDP would make us an amplifier for anyone who can spoof a source address. Held to
+    // 512 bytes, a longer one goes out with TC and dig asks again over TCP, where a handshake proves
+    // the address. Addresses keep the EDNS size: resolvers need them in one round trip.
+    udpCeiling: sections.answer.some((r) => r.type === TYPE.TXT) ? PLAIN_UDP_LIMIT : MAX_UDP_PAYLOAD,
   };
 }
 
 /** The largest reply this query may get over UDP. */
 export function udpLimit(query: Query): number {
   return query.edns ? clampUdpSize(query.edns.udpSize) : PLAIN_UDP_LIMIT;
+}
+
+/** The largest reply `answer` may take, over this transport, for this query. */
+export function replyLimit(query: Query, transport: 'udp' | 'tcp', answer: EncodedAnswer): number {
+  return transport === 'tcp' ? TCP_LIMIT : Math.min(udpLimit(query), answer.udpCeiling);
 }
 
 /** A client's advertised EDNS UDP size -> what we send at most (512 up to MAX_UDP_PAYLOAD). */

@@ -28,6 +28,17 @@ const view: ZoneView = {
       },
     ],
     ['big', { name: 'big', addresses: forty, status: [] }],
+    [
+      'many',
+      {
+        name: 'many',
+        addresses: ['10.96.0.12'],
+        status: Array.from(
+          { length: 12 },
+          (_, i) => `pool=pool-${i} state=unhealthy selected=no reason="squid_error=ERR_CONNECT_FAIL"`,
+        ),
+      },
+    ],
     ['pending', { name: 'pending', addresses: undefined, status: ['pool=a state=unknown'] }],
   ]),
 };
@@ -136,6 +147,17 @@ describe('size limits and TCP', () => {
     const edns = await dig(at, 'big.egress.svc', 'A', '+bufsize=4096');
     expect(edns.flags).not.toContain('tc');
     expect(edns.answer).toHaveLength(40);
+  });
+
+  it('_status over UDP is at most 512 bytes with TC whatever EDNS size dig offers; dig then gets it all over TCP', async () => {
+    // About 1 KB of TXT for a 60-byte query: sent over UDP it would amplify a spoofed source.
+    const udp = await digRaw(at, ['_status.many.egress.svc', 'TXT', '+bufsize=4096', '+ignore']);
+    expect(parseDig(udp)[0]?.flags).toContain('tc');
+    expect(Number(/MSG SIZE {2}rcvd: (\d+)/.exec(udp)?.[1])).toBeLessThanOrEqual(512);
+    const retried = await dig(at, '_status.many.egress.svc', 'TXT', '+bufsize=4096');
+    expect(retried.flags).not.toContain('tc');
+    expect(retried.answer).toHaveLength(12);
+    expect(retried.raw).toMatch(/\(TCP\)/);
   });
 
   it('dig retries a truncated answer over TCP by itself and gets all 40', async () => {

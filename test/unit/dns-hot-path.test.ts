@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeFresh, type Outcome, Responder } from '../../src/dns/responder.js';
-import { assembleReply, decodeQuery, rejectReply, TYPE, udpLimit } from '../../src/dns/wire.js';
+import { assembleReply, decodeQuery, rejectReply, replyLimit, TYPE } from '../../src/dns/wire.js';
 import type { ZoneView } from '../../src/dns/zone-view.js';
 import { addresses, service, zoneView } from '../helpers/zone.js';
 
@@ -14,6 +14,12 @@ const zone = zoneView(
   [
     service('proxy', ['10.96.0.10', 'fd00::1'], ['pool=primary state=healthy']),
     service('big', addresses(40)),
+    // Over 512 bytes of _status: truncated over UDP whatever the EDNS size (wire.ts udpCeiling).
+    service(
+      'many',
+      ['10.96.0.12'],
+      addresses(12).map((a) => `pool=${a} state=unhealthy ${'x'.repeat(40)}`),
+    ),
   ],
   { serial: 9 },
 );
@@ -61,8 +67,8 @@ function general(bytes: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined {
   const decoded = decodeQuery(bytes);
   if (decoded.kind === 'drop') return undefined;
   if (decoded.kind === 'reject') return rejectReply(decoded);
-  const limit = transport === 'udp' ? udpLimit(decoded.query) : 65_535;
-  return assembleReply(decoded.query, bytes, encodeFresh(decoded.query, zone), limit);
+  const encoded = encodeFresh(decoded.query, zone);
+  return assembleReply(decoded.query, bytes, encoded, replyLimit(decoded.query, transport, encoded));
 }
 
 const shape = fc.record({
@@ -71,6 +77,7 @@ const shape = fc.record({
     'big.egress.svc',
     'egress.svc',
     '_status.proxy.egress.svc',
+    '_status.many.egress.svc',
     'nx.egress.svc',
     'other.example',
   ),

@@ -3,13 +3,30 @@ import { Packet } from 'dns2';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeFresh, Responder } from '../../src/dns/responder.js';
-import { assembleReply, decodeQuery, ipv6Bytes, RCODE, TYPE, udpLimit } from '../../src/dns/wire.js';
+import {
+  assembleReply,
+  decodeQuery,
+  ipv6Bytes,
+  RCODE,
+  replyLimit,
+  TYPE,
+  udpLimit,
+} from '../../src/dns/wire.js';
 import { addresses, service, zoneView } from '../helpers/zone.js';
 
 const zone = zoneView(
   [
     service('proxy', ['10.96.0.10', 'fd00::1'], ['pool=primary state=healthy']),
     service('big', addresses(40)),
+    // Twelve pools' status lines, as a service with many pools and long failure reasons has them.
+    service(
+      'many',
+      ['10.96.0.12'],
+      Array.from(
+        { length: 12 },
+        (_, i) => `pool=pool-${i} state=unhealthy reason="squid_error=ERR_CONNECT_FAIL"`,
+      ),
+    ),
   ],
   { serial: 9 },
 );
@@ -144,6 +161,25 @@ describe('replies on the wire', () => {
     const tcp = parse(ask(query('big.egress.svc', TYPE.A), 'tcp'));
     expect(tcp.header.tc).toBe(0);
     expect(tcp.answers).toHaveLength(40);
+  });
+
+  it('holds a _status TXT reply over UDP to 512 bytes whatever EDNS size is offered; whole over TCP', () => {
+    // Over 600 bytes of TXT for a 50-byte question: an amplifier for a spoofed source, were it sent.
+    for (const edns of [undefined, { size: 1232 }, { size: 4096 }, { size: 65535 }]) {
+      const raw = ask(query('_status.many.egress.svc', TYPE.TXT, edns ? { edns } : {}));
+      expect(raw?.length).toBeLessThanOrEqual(512);
+      const reply = parse(raw);
+      expect(reply.header.tc).toBe(1);
+      expect(reply.answers).toEqual([]);
+    }
+    const tcp = parse(ask(query('_status.many.egress.svc', TYPE.TXT, { edns: { size: 4096 } }), 'tcp'));
+    expect(tcp.header.tc).toBe(0);
+    expect(tcp.answers).toHaveLength(12);
+    // A short one still fits, and addresses still use the whole EDNS size.
+    expect(
+      parse(ask(query('_status.proxy.egress.svc', TYPE.TXT, { edns: { size: 4096 } }))).answers,
+    ).toHaveLength(1);
+    expect(parse(ask(query('big.egress.svc', TYPE.A, { edns: { size: 4096 } }))).header.tc).toBe(0);
   });
 
   it('never offers more than 4096 bytes over UDP, nor less than 512', () => {
@@ -408,8 +444,13 @@ describe('the memo and the general path', () => {
           const bytes = query(asked, type, size === null ? {} : { edns: { size } });
           const decoded = decodeQuery(bytes);
           if (decoded.kind !== 'query') throw new Error('expected a query');
-          const limit = transport === 'udp' ? udpLimit(decoded.query) : 65535;
-          const general = assembleReply(decoded.query, bytes, encodeFresh(decoded.query, zone), limit);
+          const encoded = encodeFresh(decoded.query, zone);
+          const general = assembleReply(
+            decoded.query,
+            bytes,
+            encoded,
+            replyLimit(decoded.query, transport, encoded),
+          );
           // ask twice: the first fills the memo, the second is served from it
           responder.respond(bytes, transport);
           expect(responder.respond(bytes, transport)).toEqual(general);
