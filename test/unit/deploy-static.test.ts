@@ -11,6 +11,7 @@ import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { parseConfigText } from '../../src/config/load.js';
 import { type DnsConfig, dnsConfigSchema } from '../../src/config/schema.js';
 import { dnsRoute } from '../../src/http/routes.js';
+import { BASE, pick, render } from '../helpers/kustomize.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const K8S = join(ROOT, 'k8s');
@@ -237,10 +238,9 @@ function documents(file: string): Doc[] {
 const manifestFiles = readdirSync(K8S)
   .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
   .sort();
-const all = manifestFiles.flatMap((file) => documents(file).map((doc) => ({ file, doc })));
-const objects = all.map((entry) => entry.doc);
-const find = (kind: string, name: string) =>
-  objects.find((o) => o.kind === kind && o.metadata?.name === name && o.metadata?.namespace === 'egress');
+// What `kubectl apply -k k8s/` applies: generated ConfigMaps and the labels transformer included.
+const objects = render(BASE);
+const find = (kind: string, name: string) => pick(objects, kind, name);
 
 // The API group/version each kind is served under today (none of these has a newer one).
 const API_VERSIONS: Record<string, string> = {
@@ -251,20 +251,23 @@ const API_VERSIONS: Record<string, string> = {
   Deployment: 'apps/v1',
   PodDisruptionBudget: 'policy/v1',
   NetworkPolicy: 'networking.k8s.io/v1',
+  PriorityClass: 'scheduling.k8s.io/v1',
 };
+const CLUSTER_SCOPED = ['Namespace', 'PriorityClass'];
 
 describe('k8s/', () => {
-  it('every manifest parses and every object has apiVersion, kind, metadata.name in namespace egress', () => {
+  it('every manifest parses, and every rendered object has apiVersion, kind, metadata.name in namespace egress', () => {
     expect(manifestFiles).toEqual(expect.arrayContaining(['namespace.yaml', 'dns.yaml']));
-    for (const { file, doc } of all) {
-      const where = `${file}: ${doc.kind}/${doc.metadata?.name}`;
+    for (const file of manifestFiles) documents(file);
+    for (const doc of objects) {
+      const where = `${doc.kind}/${doc.metadata?.name}`;
       expect(typeof doc.apiVersion, where).toBe('string');
       expect(typeof doc.kind, where).toBe('string');
       expect(doc.metadata?.name, where).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
       expect(API_VERSIONS[doc.kind], `${where}: unexpected kind`).toBeDefined();
       expect(doc.apiVersion, where).toBe(API_VERSIONS[doc.kind]);
-      if (doc.kind === 'Namespace') {
-        expect(doc.metadata.name).toBe('egress');
+      if (doc.kind === 'Namespace') expect(doc.metadata.name).toBe('egress');
+      if (CLUSTER_SCOPED.includes(doc.kind)) {
         expect(doc.metadata.namespace, where).toBeUndefined();
       } else {
         expect(doc.metadata.namespace, where).toBe('egress');
@@ -468,9 +471,12 @@ describe('k8s/dns.yaml', () => {
     }
   });
 
-  it('has a Service with a fixed clusterIP sending UDP and TCP 53 to the DNS port', () => {
+  it('has a ClusterIP Service sending UDP and TCP 53 to the DNS port, its address left to the cluster', () => {
     expect(service.spec.type ?? 'ClusterIP').toBe('ClusterIP');
-    expect(isIPv4(service.spec.clusterIP), `clusterIP ${service.spec.clusterIP}`).toBe(true);
+    // Any fixed address is outside some clusters' Service range, where the apply would fail:
+    // k8s/components/fixed-cluster-ip pins one, and the patch script reads the live one.
+    expect(service.spec.clusterIP).toBeUndefined();
+    expect(isIPv4(FIXED_CLUSTER_IP), `fixed-cluster-ip: ${FIXED_CLUSTER_IP}`).toBe(true);
     expect(selects(service.spec.selector)).toBe(true);
     for (const protocol of ['UDP', 'TCP']) {
       const port = service.spec.ports.find((p: Doc) => p.port === 53 && p.protocol === protocol);
@@ -522,17 +528,31 @@ describe('k8s/dns.yaml', () => {
 
 // ---- CoreDNS ----------------------------------------------------------------------------------
 
+/** The address k8s/components/fixed-cluster-ip pins, the one the Corefile and the docs show. */
+const FIXED_CLUSTER_IP: string = (() => {
+  const component = parseYaml(read('k8s/components/fixed-cluster-ip/kustomization.yaml'));
+  const ops = parseYaml(component.patches[0].patch) as Doc[];
+  return ops.find((op) => op.path === '/spec/clusterIP')?.value;
+})();
+
 describe('coredns/', () => {
   const config = shippedConfig();
-  const { service } = dnsObjects();
   const blocks = corefile(read('coredns/Corefile.egress'));
 
-  it('forwards exactly the zone the server is authoritative for to the Service clusterIP', () => {
+  it('forwards exactly the zone the server is authoritative for, to the pinned clusterIP it shows', () => {
     expect([...blocks.keys()]).toEqual([`${config.dns.zone}:53`]);
     const directives = blocks.get(`${config.dns.zone}:53`) ?? [];
     const forward = directives.find((d) => d[0] === 'forward');
-    expect(forward).toEqual(['forward', '.', service.spec.clusterIP]);
+    // patch-configmap.sh writes the live Service's address over this one.
+    expect(forward).toEqual(['forward', '.', FIXED_CLUSTER_IP]);
     expect(directives.map((d) => d[0])).toEqual(expect.arrayContaining(['errors', 'log', 'cache']));
+  });
+
+  it("keeps CoreDNS's own metrics for the zone: prometheus on the port the main block uses", () => {
+    // Each server block records metrics only with its own `prometheus`; the kubeadm Corefile's
+    // `.:53` block serves them on :9153, and blocks may share that listener.
+    const directives = blocks.get(`${config.dns.zone}:53`) ?? [];
+    expect(directives).toContainEqual(['prometheus', ':9153']);
   });
 
   it('caches no longer than our TTL, and never serves stale answers', () => {
@@ -570,7 +590,7 @@ describe('coredns/', () => {
       for (const pattern of address) {
         const matches = [...text.matchAll(pattern)];
         expect(matches.length, `${path}: ${pattern} matches nothing`).toBeGreaterThan(0);
-        for (const match of matches) expect(match[1], `${path}: ${match[0]}`).toBe(service.spec.clusterIP);
+        for (const match of matches) expect(match[1], `${path}: ${match[0]}`).toBe(FIXED_CLUSTER_IP);
       }
       for (const pattern of cache) {
         const matches = [...text.matchAll(pattern)];

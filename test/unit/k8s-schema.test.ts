@@ -1,21 +1,23 @@
-// Every object in every k8s/*.yaml validates against the Kubernetes API schema of its apiVersion and
+// Every object that the base k8s/ and each example overlay (examples/kustomize/*) render to, as
+// `kubectl kustomize` prints them, validates against the Kubernetes API schema of its apiVersion and
 // kind (kubernetes-models: the OpenAPI schemas of Kubernetes 1.27, compiled with ajv, shipped in the
 // package, so no cluster and no network). On top of the schema, unknown fields are errors, as
 // `kubectl apply` (server-side strict field validation, the default since 1.27) makes them: a typo
 // such as `readOnlyRootFileSystem` passes a plain schema check, and a cluster applying with
-// `--validate=false` would silently drop it, security setting and all.
+// `--validate=false` would silently drop it, security setting and all. An overlay that renders an
+// object the schemas reject fails here.
 //
-// kustomization.yaml is not an API object (kustomize reads it on the client); it has no schema in
-// kubernetes-models, so its fields are checked against kustomize's v1beta1 Kustomization type
-// below. The cross-checks between manifests, config and Corefile are in deploy-static.test.ts and
-// k8s-manifests.test.ts.
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+// The Prometheus Operator's kinds (PodMonitor, PrometheusRule) are CRDs, not in kubernetes-models:
+// their fields are checked against the operator's v1 types below, as far as these manifests use them.
+// kustomization.yaml files are not API objects (kustomize reads them on the client); their fields
+// are checked against kustomize's types below. The cross-checks between manifests, config and
+// Corefile are in deploy-static.test.ts, k8s-manifests.test.ts and k8s-render.test.ts.
+import { readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import * as models from 'kubernetes-models';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments, parse as parseYaml } from 'yaml';
-
-const K8S = join(import.meta.dirname, '..', '..', 'k8s');
+import { parse as parseYaml } from 'yaml';
+import { BASE, COMPONENTS_DIR, folders, overlays, ROOT, render, where } from '../helpers/kustomize.js';
 
 type Json = Record<string, unknown>;
 /** What the tests use of a kubernetes-models class: it copies the data and validates itself. */
@@ -29,20 +31,14 @@ interface Manifest {
   readonly doc: Json;
 }
 
+/** Every object of every render: the base and each overlay. */
 function manifests(): Manifest[] {
-  const files = readdirSync(K8S)
-    .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
-    .sort();
-  return files.flatMap((file) =>
-    parseAllDocuments(readFileSync(join(K8S, file), 'utf8'))
-      .map((doc) => doc.toJS() as Json | null)
-      .filter((doc): doc is Json => doc !== null)
-      .map((doc) => ({
-        where: `${file}: ${String(doc.kind)}/${String((doc.metadata as Json | undefined)?.name)}`,
-        doc,
-      })),
+  return [BASE, ...overlays()].flatMap((dir) =>
+    render(dir).map((doc: Json) => ({ where: `${dir}: ${where(doc)}`, doc })),
   );
 }
+
+const isCrd = (doc: Json) => String(doc.apiVersion).startsWith('monitoring.coreos.com/');
 
 /**
  * The model class of an apiVersion and kind, from the package's index: `networking.k8s.io/v1` +
@@ -115,25 +111,34 @@ function unknownFields(model: Model): string[] {
   return unknown;
 }
 
-describe('k8s/*.yaml against the Kubernetes API schemas', () => {
+describe('every rendered object against the Kubernetes API schemas', () => {
   const all = manifests();
 
-  it('finds the objects of every manifest', () => {
-    expect(all.length).toBeGreaterThanOrEqual(10);
+  it('finds the objects of the base and of every overlay', () => {
+    expect(overlays().length).toBeGreaterThanOrEqual(3);
+    expect(all.filter((m) => m.where.startsWith(`${BASE}: `)).length).toBeGreaterThanOrEqual(10);
+    for (const dir of overlays())
+      expect(
+        all.some((m) => m.where.startsWith(`${dir}: `)),
+        dir,
+      ).toBe(true);
   });
 
-  it.each(all.map((m) => [m.where, m.doc] as const))('%s', (_where, doc) => {
+  it.each(all.filter((m) => !isCrd(m.doc)).map((m) => [m.where, m.doc] as const))('%s', (_where, doc) => {
     const Model = modelFor(String(doc.apiVersion), String(doc.kind));
     const model = new Model(doc);
     expect(schemaErrors(model)).toEqual([]);
     expect(unknownFields(model)).toEqual([]);
   });
+
+  it.each(all.filter((m) => isCrd(m.doc)).map((m) => [m.where, m.doc] as const))('%s', (_where, doc) => {
+    expect(crdErrors(doc)).toEqual([]);
+  });
 });
 
 describe('the validation itself', () => {
   // The checks above pass on good manifests; these show they would fail on bad ones.
-  const deployment = () =>
-    manifests().find((m) => m.doc.kind === 'Deployment' && m.where.startsWith('dns.yaml'))?.doc as Json;
+  const deployment = () => manifests().find((m) => m.where === `${BASE}: Deployment/egress-dns`)?.doc as Json;
 
   it('rejects a wrong type', () => {
     const Deployment = modelFor('apps/v1', 'Deployment');
@@ -214,28 +219,237 @@ const KUSTOMIZATION_FIELDS: Record<string, 'string' | 'array' | 'object' | 'bool
 const KUSTOMIZE_LABEL_FIELDS = ['pairs', 'includeSelectors', 'includeTemplates', 'fields'];
 const KUSTOMIZE_IMAGE_FIELDS = ['name', 'newName', 'newTag', 'digest', 'tagSuffix'];
 
-describe('k8s/kustomization.yaml (not an API object: kustomize fields instead)', () => {
-  const kustomization = parseYaml(readFileSync(join(K8S, 'kustomization.yaml'), 'utf8')) as Json;
+const KUSTOMIZE_GENERATOR_FIELDS = [
+  'name',
+  'namespace',
+  'behavior',
+  'files',
+  'literals',
+  'envs',
+  'env',
+  'options',
+];
+const KUSTOMIZE_PATCH_FIELDS = ['path', 'patch', 'target', 'options'];
+const KUSTOMIZE_TARGET_FIELDS = [
+  'group',
+  'version',
+  'kind',
+  'name',
+  'namespace',
+  'labelSelector',
+  'annotationSelector',
+];
+
+/** Every kustomization.yaml: the base, its components, k8s/monitoring, the example overlays. */
+const kustomizationFiles = () =>
+  [BASE, 'k8s/monitoring', ...folders(COMPONENTS_DIR), ...overlays()].map((dir) =>
+    relative(ROOT, join(ROOT, dir, 'kustomization.yaml')),
+  );
+
+describe.each(kustomizationFiles())('%s (not an API object: kustomize fields instead)', (file) => {
+  const kustomization = parseYaml(readFileSync(join(ROOT, file), 'utf8')) as Json;
   const typeOf = (v: unknown) => (Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v);
 
-  it('uses only Kustomization fields, each of its type', () => {
+  it('is a Kustomization or a Component, using only their fields, each of its type', () => {
+    expect([
+      ['kustomize.config.k8s.io/v1beta1', 'Kustomization'],
+      ['kustomize.config.k8s.io/v1alpha1', 'Component'],
+    ]).toContainEqual([kustomization.apiVersion, kustomization.kind]);
     for (const [key, value] of Object.entries(kustomization)) {
       expect(KUSTOMIZATION_FIELDS[key], `unknown field ${key}`).toBeDefined();
       expect(typeOf(value), key).toBe(KUSTOMIZATION_FIELDS[key]);
     }
   });
 
-  it('labels and images entries use only their own fields', () => {
+  it('labels, images, generators and patches entries use only their own fields', () => {
+    const only = (entries: unknown, allowed: string[], what: string) => {
+      for (const entry of (entries ?? []) as Json[])
+        for (const key of Object.keys(entry)) expect(allowed, `${what}[].${key}`).toContain(key);
+    };
+    only(kustomization.labels, KUSTOMIZE_LABEL_FIELDS, 'labels');
     for (const label of (kustomization.labels ?? []) as Json[]) {
-      for (const key of Object.keys(label)) expect(KUSTOMIZE_LABEL_FIELDS, `labels[].${key}`).toContain(key);
       for (const value of Object.values((label.pairs ?? {}) as Json)) expect(typeof value).toBe('string');
     }
+    only(kustomization.images, KUSTOMIZE_IMAGE_FIELDS, 'images');
     for (const image of (kustomization.images ?? []) as Json[]) {
       expect(typeof image.name).toBe('string');
-      for (const key of Object.keys(image)) expect(KUSTOMIZE_IMAGE_FIELDS, `images[].${key}`).toContain(key);
       for (const key of ['newName', 'newTag', 'digest']) {
         if (image[key] !== undefined) expect(typeof image[key], `images[].${key}`).toBe('string');
       }
     }
+    only(kustomization.configMapGenerator, KUSTOMIZE_GENERATOR_FIELDS, 'configMapGenerator');
+    only(kustomization.patches, KUSTOMIZE_PATCH_FIELDS, 'patches');
+    only(
+      ((kustomization.patches ?? []) as Json[]).map((p) => p.target ?? {}),
+      KUSTOMIZE_TARGET_FIELDS,
+      'patches[].target',
+    );
+  });
+});
+
+// ---- the Prometheus Operator's kinds --------------------------------------------------------
+
+/**
+ * A field's type in the operator's monitoring.coreos.com/v1 CRDs: a scalar, a map of strings, an
+ * object of known fields, or a list of one of these.
+ */
+type Shape = 'string' | 'integer' | 'boolean' | 'duration' | 'strings' | { [field: string]: Shape } | [Shape];
+
+// The CRDs' duration pattern (e.g. 30s, 1m, 1h30m).
+const DURATION =
+  /^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$/;
+const RELABEL_ACTIONS = [
+  'replace',
+  'keep',
+  'drop',
+  'hashmod',
+  'labelmap',
+  'labeldrop',
+  'labelkeep',
+  'lowercase',
+  'uppercase',
+  'keepequal',
+  'dropequal',
+];
+
+const META: Shape = { name: 'string', namespace: 'string', labels: 'strings', annotations: 'strings' };
+const LABEL_SELECTOR: Shape = {
+  matchLabels: 'strings',
+  matchExpressions: [{ key: 'string', operator: 'string', values: ['string'] }],
+};
+const RELABEL: Shape = {
+  action: 'string',
+  sourceLabels: ['string'],
+  separator: 'string',
+  targetLabel: 'string',
+  regex: 'string',
+  modulus: 'integer',
+  replacement: 'string',
+};
+const CRD_SHAPES: Record<string, Shape> = {
+  PodMonitor: {
+    apiVersion: 'string',
+    kind: 'string',
+    metadata: META,
+    spec: {
+      jobLabel: 'string',
+      podTargetLabels: ['string'],
+      selector: LABEL_SELECTOR,
+      namespaceSelector: { any: 'boolean', matchNames: ['string'] },
+      sampleLimit: 'integer',
+      targetLimit: 'integer',
+      podMetricsEndpoints: [
+        {
+          port: 'string',
+          portNumber: 'integer',
+          path: 'string',
+          scheme: 'string',
+          interval: 'duration',
+          scrapeTimeout: 'duration',
+          honorLabels: 'boolean',
+          honorTimestamps: 'boolean',
+          relabelings: [RELABEL],
+          metricRelabelings: [RELABEL],
+        },
+      ],
+    },
+  },
+  PrometheusRule: {
+    apiVersion: 'string',
+    kind: 'string',
+    metadata: META,
+    spec: {
+      groups: [
+        {
+          name: 'string',
+          interval: 'duration',
+          labels: 'strings',
+          rules: [
+            {
+              alert: 'string',
+              record: 'string',
+              expr: 'string',
+              for: 'duration',
+              keep_firing_for: 'duration',
+              labels: 'strings',
+              annotations: 'strings',
+            },
+          ],
+        },
+      ],
+    },
+  },
+};
+
+/** What the CRD would reject or drop: unknown fields, wrong types, bad durations and actions. */
+function crdErrors(doc: Json): string[] {
+  const errors: string[] = [];
+  const shape = CRD_SHAPES[String(doc.kind)];
+  if (doc.apiVersion !== 'monitoring.coreos.com/v1' || shape === undefined) {
+    return [`no schema for ${String(doc.apiVersion)} ${String(doc.kind)}`];
+  }
+  const walk = (value: unknown, s: Shape, path: string) => {
+    if (Array.isArray(s)) {
+      if (!Array.isArray(value)) errors.push(`${path} must be a list`);
+      else for (const [i, item] of value.entries()) walk(item, s[0], `${path}/${i}`);
+    } else if (typeof s === 'object') {
+      if (value === null || typeof value !== 'object' || Array.isArray(value))
+        errors.push(`${path} must be an object`);
+      else
+        for (const [key, child] of Object.entries(value)) {
+          if (s[key] === undefined) errors.push(`${path}/${key} is not a field`);
+          else walk(child, s[key], `${path}/${key}`);
+        }
+    } else if (s === 'strings') {
+      const ok =
+        value !== null &&
+        typeof value === 'object' &&
+        Object.values(value).every((v) => typeof v === 'string');
+      if (!ok) errors.push(`${path} must map to strings`);
+    } else if (s === 'integer') {
+      if (!Number.isInteger(value)) errors.push(`${path} must be an integer`);
+    } else if (s === 'boolean') {
+      if (typeof value !== 'boolean') errors.push(`${path} must be a boolean`);
+    } else if (typeof value !== 'string') {
+      errors.push(`${path} must be a string`);
+    } else if (s === 'duration' && !DURATION.test(value)) {
+      errors.push(`${path} is not a duration: ${value}`);
+    }
+  };
+  walk(doc, shape, '');
+  const spec = doc.spec as Json | undefined;
+  const endpoints = (spec?.podMetricsEndpoints ?? []) as Json[];
+  for (const relabel of endpoints.flatMap((e) => [
+    ...((e.relabelings ?? []) as Json[]),
+    ...((e.metricRelabelings ?? []) as Json[]),
+  ])) {
+    if (!RELABEL_ACTIONS.includes(String(relabel.action ?? 'replace')))
+      errors.push(`unknown relabel action ${String(relabel.action)}`);
+  }
+  return errors;
+}
+
+describe('the CRD check itself', () => {
+  const podMonitor = () => render('k8s/monitoring').find((d: Json) => d.kind === 'PodMonitor') as Json;
+
+  it('passes the shipped PodMonitor and rejects a misspelled field, a bad duration and type', () => {
+    expect(crdErrors(podMonitor())).toEqual([]);
+    const bad = structuredClone(podMonitor());
+    // biome-ignore lint/suspicious/noExplicitAny: reaching into a parsed manifest.
+    const endpoint = (bad as any).spec.podMetricsEndpoints[0];
+    endpoint.intervall = '15s';
+    endpoint.scrapeTimeout = '15 seconds';
+    endpoint.portNumber = '8080';
+    expect(crdErrors(bad).sort()).toEqual([
+      '/spec/podMetricsEndpoints/0/intervall is not a field',
+      '/spec/podMetricsEndpoints/0/portNumber must be an integer',
+      '/spec/podMetricsEndpoints/0/scrapeTimeout is not a duration: 15 seconds',
+    ]);
+  });
+
+  it('names a kind it has no schema for', () => {
+    expect(crdErrors({ apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitr' })).toEqual([
+      'no schema for monitoring.coreos.com/v1 ServiceMonitr',
+    ]);
   });
 });
