@@ -3,6 +3,7 @@
 import type { PoolConfig, ServiceConfig } from '../config/schema.js';
 import { redactUrl } from '../redact.js';
 import { type LookupAll, PoolAddresses } from './resolve.js';
+import { failedRound, RoundLoop } from './round-loop.js';
 import { type Selection, select } from './select.js';
 import type { HealthSnapshot, PoolSnapshot, ServiceSnapshot } from './snapshot.js';
 import { initialHealth, inTransition, next, nextDelayMs, type PoolHealth, type Transition } from './state.js';
@@ -78,14 +79,10 @@ interface Runner {
   readonly key: string;
   readonly addresses: PoolAddresses;
   health: PoolHealth;
-  timer: NodeJS.Timeout | undefined;
-  controller: AbortController | undefined;
-  inFlight: Promise<void> | undefined;
+  readonly loop: RoundLoop<RoundResult>;
   /** The pool's part of the last view; undefined once its health or addresses changed since. */
   snapshot: PoolSnapshot | undefined;
 }
-
-class RoundAbandoned extends Error {}
 
 export class HealthMonitor {
   readonly #options: MonitorOptions;
@@ -125,9 +122,21 @@ export class HealthMonitor {
           pool,
           key,
           health: options.previous?.pools.get(key) ?? initialHealth(now),
-          timer: undefined,
-          controller: undefined,
-          inFlight: undefined,
+          loop: new RoundLoop<RoundResult>({
+            run: (signal) => options.runRound(pool, signal),
+            failed: (failure) => {
+              if (failure.error !== undefined) {
+                this.#options.logger.warn(
+                  { service: service.name, pool: pool.name, err: failure.error },
+                  'probe round threw',
+                );
+              }
+              return failedRound(failure);
+            },
+            settle: (result) => this.#settle(runner, result),
+            limitMs: pool.probe.timeoutMs + (options.abortSlackMs ?? 250),
+            now: this.#now,
+          }),
           snapshot: undefined,
           addresses: new PoolAddresses(pool, {
             lookup: options.lookup,
@@ -169,7 +178,7 @@ export class HealthMonitor {
       // Until its first verdict a service answers SERVFAIL, so first rounds start at once; the
       // small spread only keeps every pool from hitting the network in the same millisecond.
       const spread = Math.min(this.#options.firstRoundSpreadMs ?? 100, runner.pool.probe.intervalMs / 10);
-      this.#schedule(runner, Math.round(this.#random() * spread));
+      runner.loop.start(Math.round(this.#random() * spread));
     }
     this.#publish();
   }
@@ -178,13 +187,8 @@ export class HealthMonitor {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#pending);
-    for (const runner of this.#runners) {
-      clearTimeout(runner.timer);
-      runner.timer = undefined;
-      runner.addresses.stop();
-      runner.controller?.abort(new RoundAbandoned('monitor stopped'));
-    }
-    await Promise.allSettled(this.#runners.map((runner) => runner.inFlight));
+    for (const runner of this.#runners) runner.addresses.stop();
+    await Promise.allSettled(this.#runners.map((runner) => runner.loop.stop()));
   }
 
   current(): HealthSnapshot {
@@ -206,52 +210,13 @@ export class HealthMonitor {
     };
   }
 
-  #schedule(runner: Runner, delayMs: number): void {
-    runner.timer = setTimeout(() => {
-      runner.timer = undefined;
-      runner.inFlight = this.#round(runner).finally(() => {
-        runner.inFlight = undefined;
-      });
-    }, delayMs);
-  }
-
-  // One round in flight per pool, and the next scheduled only from the end of the last: rounds that
-  // overlap against a hung proxy pile up connections on exactly the Squid that is struggling, and
-  // their results could land out of order, so the rise/fall counts would no longer be consecutive.
-  async #round(runner: Runner): Promise<void> {
+  /** Applies a pool's round; returns the delay until its next one, none once stopped. */
+  async #settle(runner: Runner, result: RoundResult): Promise<number | undefined> {
     const { pool, service } = runner;
-    const controller = new AbortController();
-    runner.controller = controller;
-    const started = this.#now();
-    // The round function bounds itself by `timeout`; this is the safety net for one that does not.
-    // Racing the abort means a round that ignores its signal is abandoned, not waited for: whatever
-    // it still holds is a bug of the round function, and a pool that is never probed again is worse.
-    const limitMs = pool.probe.timeoutMs + (this.#options.abortSlackMs ?? 250);
-    const guard = setTimeout(
-      () => controller.abort(new RoundAbandoned(`round_timeout=${limitMs}ms`)),
-      limitMs,
-    );
-    let result: RoundResult;
-    try {
-      result = await Promise.race([
-        Promise.resolve().then(() => this.#options.runRound(pool, controller.signal)),
-        rejectOnAbort(controller.signal),
-      ]);
-    } catch (err) {
-      const ended = this.#now();
-      const reason = err instanceof RoundAbandoned ? err.message : `probe_error=${describe(err)}`;
-      if (!(err instanceof RoundAbandoned)) {
-        this.#options.logger.warn({ service: service.name, pool: pool.name, err }, 'probe round threw');
-      }
-      result = { ok: false, reason, targets: [], latencyMs: ended - started, at: ended };
-    } finally {
-      clearTimeout(guard);
-      runner.controller = undefined;
-    }
     // The first verdict must not be published with no addresses to answer when resolution is merely
     // slower than the round; `ready` is bounded by the resolver's own timeout.
     await runner.addresses.ready;
-    if (this.#stopped) return;
+    if (this.#stopped) return undefined;
 
     const step = next(runner.health, result, this.#now(), pool.probe);
     runner.health = step.health;
@@ -265,7 +230,7 @@ export class HealthMonitor {
       safely(this.#options.logger, () => this.#options.onTransition?.({ ...where, transition }));
     }
     this.#publish(step.transition !== undefined);
-    this.#schedule(runner, this.#delay(runner));
+    return this.#delay(runner);
   }
 
   #delay(runner: Runner): number {
@@ -333,17 +298,6 @@ export class HealthMonitor {
     this.#wasReady ||= services.every((s) => s.selection.ready);
     return deepFreeze({ at: now, ready: this.#wasReady, services });
   }
-}
-
-function rejectOnAbort(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-  });
-}
-
-function describe(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
-  return text.replace(/\s+/g, '_').slice(0, 80) || 'unknown';
 }
 
 /** A subscriber or metrics hook that throws must not stop the probe loop. */

@@ -24,6 +24,7 @@ import { createSecureContext, rootCertificates, type SecureContext, connect as t
 import { formatDuration } from '../config/duration.js';
 import type { StatusRange } from '../config/schema.js';
 import { bareHost } from '../url.js';
+import { errorCode } from './error-reason.js';
 import { type RoundResult, roundVerdict, type TargetResult } from './verdict.js';
 
 export interface ProbeRoundOptions {
@@ -415,17 +416,6 @@ function isPrematureClose(err: unknown): boolean {
     syscall === undefined &&
     (err.message === 'socket hang up' || err.message === 'aborted')
   );
-}
-
-/** The most specific code along the error's cause chain (wrapped errors carry the socket's in `cause`). */
-function errorCode(err: unknown): string | undefined {
-  let found: string | undefined;
-  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code !== '') found = code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return found;
 }
 
 // ---- small parts ------------------------------------------------------------------------------

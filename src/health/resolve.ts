@@ -5,6 +5,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { PoolConfig } from '../config/schema.js';
 import { bareHost } from '../url.js';
+import { errorCode, errorText } from './error-reason.js';
 import type { ResolveError } from './snapshot.js';
 
 /** Every address of a host name, both families. */
@@ -100,7 +101,7 @@ export class PoolAddresses {
       next = { addresses, source: 'dns', resolveError: undefined };
     } catch (err) {
       // Keep serving the last good addresses: a DNS hiccup must not take a healthy pool off the air.
-      const reason = `resolve_error=${errorCode(err)} host=${host}`;
+      const reason = `resolve_error=${errorCode(err) ?? errorText(err)} host=${host}`;
       const previous = this.#state.resolveError;
       next = {
         ...this.#state,
@@ -125,11 +126,6 @@ function order(addresses: readonly string[]): string[] {
   const v4 = unique.filter((a) => isIP(a) === 4).sort();
   const v6 = unique.filter((a) => isIP(a) === 6).sort();
   return [...v4, ...v6];
-}
-
-function errorCode(err: unknown): string {
-  if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'string') return err.code;
-  return err instanceof Error ? err.message.replace(/\s+/g, '_') : 'unknown';
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -1,0 +1,121 @@
+// Edge: one check's rounds on a timer, one at a time, the next scheduled from the end of the last;
+// the health monitor runs one per pool, the sidecar one per process.
+import { probeErrorReason } from './error-reason.js';
+import type { RoundResult } from './verdict.js';
+
+/** Why a round has no result of its own. */
+export interface RoundFailure {
+  /** `probe_error=<message>` for a round that threw, `round_timeout=<limit>ms` for one abandoned. */
+  readonly reason: string;
+  /** What the round threw: a bug of the round function, for the caller to log; undefined if abandoned. */
+  readonly error: unknown;
+  readonly startedAt: number;
+  readonly endedAt: number;
+}
+
+export interface RoundLoopOptions<T> {
+  /** One round. It should bound itself by its timeout and honour `signal`; the loop relies on neither. */
+  readonly run: (signal: AbortSignal) => Promise<T>;
+  /** The result that stands for a round that threw or was abandoned. */
+  readonly failed: (failure: RoundFailure) => T;
+  /**
+   * Takes each round's result (never after stop) and returns the delay until the next round, or
+   * undefined for none (the caller is stopping).
+   */
+  readonly settle: (result: T) => number | undefined | Promise<number | undefined>;
+  /** How long a round may run before it is abandoned: the round's own timeout plus some slack. */
+  readonly limitMs: number;
+  readonly now?: () => number;
+}
+
+class RoundAbandoned extends Error {}
+
+// One round in flight, and the next scheduled only from the end of the last: rounds that overlap
+// against a hung proxy pile up connections on exactly the Squid that is struggling, and their
+// results could land out of order, so the rise/fall counts would no longer be consecutive.
+export class RoundLoop<T> {
+  readonly #options: RoundLoopOptions<T>;
+  readonly #now: () => number;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #controller: AbortController | undefined;
+  #inFlight: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(options: RoundLoopOptions<T>) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Runs the first round after `delayMs`. A stopped loop stays stopped. */
+  start(delayMs = 0): void {
+    this.#schedule(delayMs);
+  }
+
+  /** Clears the timer and aborts the round in flight; resolves once no round is running. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#controller?.abort(new RoundAbandoned('stopped'));
+    await this.#inFlight;
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#inFlight = this.#round().finally(() => {
+        this.#inFlight = undefined;
+      });
+    }, delayMs);
+  }
+
+  async #round(): Promise<void> {
+    const result = await this.#guarded();
+    if (this.#stopped) return;
+    const delayMs = await this.#options.settle(result);
+    if (delayMs !== undefined) this.#schedule(delayMs);
+  }
+
+  async #guarded(): Promise<T> {
+    const controller = new AbortController();
+    this.#controller = controller;
+    const startedAt = this.#now();
+    // The round bounds itself by its timeout; this is the safety net for one that does not.
+    // Racing the abort means a round that ignores its signal is abandoned, not waited for: whatever
+    // it still holds is a bug of the round function, and a check that never runs again is worse.
+    const { limitMs } = this.#options;
+    const guard = setTimeout(
+      () => controller.abort(new RoundAbandoned(`round_timeout=${limitMs}ms`)),
+      limitMs,
+    );
+    try {
+      return await Promise.race([
+        Promise.resolve().then(() => this.#options.run(controller.signal)),
+        rejectOnAbort(controller.signal),
+      ]);
+    } catch (err) {
+      const abandoned = err instanceof RoundAbandoned;
+      return this.#options.failed({
+        reason: abandoned ? err.message : probeErrorReason(err),
+        error: abandoned ? undefined : err,
+        startedAt,
+        endedAt: this.#now(),
+      });
+    } finally {
+      clearTimeout(guard);
+      this.#controller = undefined;
+    }
+  }
+}
+
+/** A failed round of probe results, for a round that threw or was abandoned. */
+export function failedRound({ reason, startedAt, endedAt }: RoundFailure): RoundResult {
+  return { ok: false, reason, targets: [], latencyMs: endedAt - startedAt, at: endedAt };
+}
+
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
