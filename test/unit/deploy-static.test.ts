@@ -577,8 +577,8 @@ describe('coredns/', () => {
       {
         path: 'docs/kubernetes.md',
         address: [
-          /egress-dns Service (\d{1,3}(?:\.\d{1,3}){3}):53/g,
-          /fixed clusterIP, `(\d{1,3}(?:\.\d{1,3}){3})`/g,
+          /The component's own `(\d{1,3}(?:\.\d{1,3}){3})`/g,
+          /clusterIP \((\d{1,3}(?:\.\d{1,3}){3}); override it\)/g,
           /grep -x (\d{1,3}(?:\.\d{1,3}){3})/g,
         ],
         // It shows no cache of ours: the only `cache` it names is NodeLocal DNSCache's own.

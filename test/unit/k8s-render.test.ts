@@ -134,13 +134,13 @@ describe.each(renders)('$dir renders', ({ objects }) => {
     const dns = dnsConfigOf(objects);
     const sidecars = sidecarConfigsOf(objects);
     expect(sidecars.length).toBe(2);
-    // A sidecar that probes other sites than DNS does would keep a pod Ready that DNS fails, or
-    // the reverse: the knob is one list.
+    // The sidecar takes its pod out of the Service when its check fails. Probing fewer sites than
+    // DNS, or with a stricter quorum, one site's outage would empty every pool's Service while DNS
+    // still answers it as healthy; the reverse keeps pods Ready behind a pool DNS has dropped.
+    const quorums = new Set(dns.services.flatMap((svc) => svc.pools.map((p) => p.probe.quorum)));
     for (const { owner, config } of sidecars) {
-      expect(
-        config.probe.targets.every((t) => dnsTargets(dns).includes(t)),
-        where(owner),
-      ).toBe(true);
+      expect([...config.probe.targets].sort(), where(owner)).toEqual(dnsTargets(dns));
+      expect([...quorums], where(owner)).toEqual([config.probe.quorum]);
     }
   });
 
