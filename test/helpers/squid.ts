@@ -1,6 +1,11 @@
 // Real Squid instances (apt squid 5.7) for integration tests and benchmarks, with the faults a
 // pool meets in a cluster. Independent of vitest so bench scripts can import it.
 //
+// Every instance runs the shipped config: k8s/squid/squid.conf (the text both pools' ConfigMaps
+// are generated from), rendered for loopback by renderSquidConfig. So a test through these squids
+// sees what a client in the cluster sees: persistent_connection_after_error off, pconn_lifetime,
+// client_idle_pconn_timeout, the access rules (403 for loopback, link-local and internal ranges).
+//
 //   const fleet = await startSquids([{ label: 'a', host: '127.0.0.11' }, { label: 'b', host: '127.0.0.12' }],
 //     { probeUrl: 'http://origin.test/' });
 //   const [a] = fleet.squids;   a.proxyUrl  ->  'http://127.0.0.11:3128'
@@ -11,16 +16,22 @@
 //   await a.kill(); await a.restart();
 //   afterAll(() => fleet.stopAll());
 //
+// What the rendering changes (and nothing else): the listening address (`http_port HOST:PORT`), the
+// pid/log/coredump paths and the files squid.conf reads from /etc/squid/k8s/ (copied into the
+// instance's folder), `shutdown_lifetime 1 second` (tests stop squids often), a `hosts_file` that
+// maps test names (origin.test, tls.origin.test) to loopback origins with every other name going
+// to `dns_nameservers 127.0.0.1` (nothing leaves the machine), the loopback origins' addresses
+// (127.0.0.2-127.0.0.255) excepted from `deny to_localhost` (127.0.0.1 stays refused), and, on request, basic auth (`auth`) and the egress faults (`egress`).
+// `squidConf` in a spec renders another text of the same shape instead, to check that a test fails
+// without a directive. `renderSquidConfig(text, ...)` is pure, for printing or diffing.
+//
 // Each instance is `squid -N -f CONF -n NAME` in its own process group, memory-only, in its own
-// temp dir owned by `proxy` (Squid drops to that user and must write its logs and pid file there),
-// with Debian's stock access rules, so CONNECT to port 80 is refused as it is for users. A
-// `hosts_file` maps test names (origin.test, tls.origin.test) to loopback origins; every other name
-// goes to `dns_nameservers 127.0.0.1`, so nothing leaves the machine.
+// temp dir owned by `proxy` (Squid drops to that user and must write its logs and pid file there).
 //
 // To start squids from a script without this module's lifecycle, `writeSquidFiles(spec)` writes the
 // config (and hosts/password files) and returns the command line to run.
 import { execFile } from 'node:child_process';
-import { chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +67,11 @@ export interface SquidSpec {
   readonly deadParent?: { readonly host: string; readonly port: number };
   /** Folder to create the instance's folder in; default a new temp dir. */
   readonly parentDir?: string;
+  /**
+   * squid.conf text to render instead of the shipped k8s/squid/squid.conf (same shape: the lines
+   * renderSquidConfig replaces must be there), e.g. to show a test fails without a directive.
+   */
+  readonly squidConf?: string;
 }
 
 export interface SquidFiles {
@@ -73,65 +89,81 @@ export interface SquidFiles {
 
 const BASIC_NCSA_AUTH = '/usr/lib/squid/basic_ncsa_auth';
 
-/** The squid.conf text for one instance. Pure, so benchmarks can print or diff it. */
-export function squidConfig(options: {
-  name: string;
-  dir: string;
-  host: string;
-  port: number;
-  egress: EgressMode;
-  withAuth: boolean;
-  deadParent: { host: string; port: number };
-}): string {
-  const { dir, host, port, egress, withAuth, deadParent } = options;
-  const lines = [
-    `# egress-failover test squid "${options.name}" (${egress})`,
-    `http_port ${host}:${port}`,
-    `visible_hostname ${options.name}`,
-    `pid_filename ${join(dir, 'squid.pid')}`,
-    `access_log stdio:${join(dir, 'access.log')}`,
-    `cache_log ${join(dir, 'cache.log')}`,
-    'cache_store_log none',
-    'logfile_rotate 0',
-    'netdb_filename none',
-    `coredump_dir ${dir}`,
-    // Its helper would be orphaned when Squid is SIGKILLed.
-    'pinger_enable off',
-    // A TERM otherwise waits 30 s for clients.
-    'shutdown_lifetime 1 second',
-    // Keeps Squid off the machine's resolver: test names come from hosts_file, others fail fast.
-    'dns_nameservers 127.0.0.1',
-    `hosts_file ${join(dir, 'hosts')}`,
-    // No caching: a probe must reach the origin each time, or a fault would hide behind a hit.
-    'cache deny all',
-    '',
-    '# Debian stock access rules',
-    'acl SSL_ports port 443',
-    'acl Safe_ports port 80',
-    'acl Safe_ports port 21',
-    'acl Safe_ports port 443',
-    'acl Safe_ports port 70',
-    'acl Safe_ports port 210',
-    'acl Safe_ports port 1025-65535',
-    'acl Safe_ports port 280',
-    'acl Safe_ports port 488',
-    'acl Safe_ports port 591',
-    'acl Safe_ports port 777',
-    'http_access deny !Safe_ports',
-    'http_access deny CONNECT !SSL_ports',
-    'http_access allow localhost manager',
-    'http_access deny manager',
-  ];
+/** The shipped Squid config folder: squid.conf and the files it reads (internal-ranges.txt). */
+export const SHIPPED_SQUID_DIR = join(import.meta.dirname, '..', '..', 'k8s', 'squid');
+/** Where the pods mount SHIPPED_SQUID_DIR; squid.conf names its other files under it. */
+export const POD_SQUID_DIR = '/etc/squid/k8s';
+
+const LOOPBACK_ORIGINS_ACL = 'test_loopback_origins';
+
+/** The text of the shipped k8s/squid/squid.conf. */
+export function readShippedSquidConf(): Promise<string> {
+  return readFile(join(SHIPPED_SQUID_DIR, 'squid.conf'), 'utf8');
+}
+
+/** Replaces the one line that matches `pattern` (a whole line), or throws: the shipped file changed shape. */
+function replaceLine(lines: string[], pattern: RegExp, ...replacement: string[]): void {
+  const at = lines.findIndex((line) => pattern.test(line));
+  if (at < 0) throw new Error(`squid.conf has no line matching ${pattern}: cannot render it for loopback`);
+  lines.splice(at, 1, ...replacement);
+}
+
+/**
+ * The shipped squid.conf rendered for one loopback instance. Pure, so benchmarks can print or diff
+ * it. Changes only what a loopback test must: the listening address, the paths of the pid file, the
+ * logs and the files under POD_SQUID_DIR (copied into `dir`), name lookups (hosts_file, a local
+ * dns_nameservers), a 1 s shutdown_lifetime, and the loopback origins (127.0.0.2-127.0.0.255)
+ * excepted from `deny to_localhost` (127.0.0.1, ::1 and 0.0.0.0 stay refused). Then the auth rules
+ * and the egress fault, when asked for.
+ */
+export function renderSquidConfig(
+  shipped: string,
+  options: {
+    name: string;
+    dir: string;
+    host: string;
+    port: number;
+    egress: EgressMode;
+    withAuth: boolean;
+    deadParent: { host: string; port: number };
+  },
+): string {
+  const { name, dir, host, port, egress, withAuth, deadParent } = options;
+  const lines = shipped.split('\n').map((line) => line.replaceAll(`${POD_SQUID_DIR}/`, `${dir}/`));
+  lines.unshift(`# egress-failover test squid "${name}" (${egress}), rendered from k8s/squid/squid.conf`);
+  replaceLine(lines, /^http_port 3128$/, `http_port ${host}:${port}`, `visible_hostname ${name}`);
+  replaceLine(lines, /^pid_filename /, `pid_filename ${join(dir, 'squid.pid')}`);
+  replaceLine(lines, /^access_log /, `access_log stdio:${join(dir, 'access.log')}`);
+  replaceLine(lines, /^cache_log /, `cache_log ${join(dir, 'cache.log')}`);
+  replaceLine(lines, /^coredump_dir /, `coredump_dir ${dir}`);
+  // A TERM otherwise waits for clients: tests stop squids often.
+  replaceLine(lines, /^shutdown_lifetime /, 'shutdown_lifetime 1 second');
+  replaceLine(
+    lines,
+    /^http_access deny to_localhost$/,
+    // The loopback origins stand in for the outside; 127.0.0.1 (the machine's own services), ::1
+    // and 0.0.0.0 stay refused, as every loopback address is in a pod.
+    `acl ${LOOPBACK_ORIGINS_ACL} dst 127.0.0.2-127.0.0.255`,
+    `http_access deny to_localhost !${LOOPBACK_ORIGINS_ACL}`,
+  );
   if (withAuth) {
-    lines.push(
+    replaceLine(
+      lines,
+      /^http_access allow localhost$/,
       `auth_param basic program ${BASIC_NCSA_AUTH} ${join(dir, 'passwd')}`,
       'auth_param basic children 2 startup=1 idle=1',
       'auth_param basic realm egress-failover-test',
       'acl authenticated proxy_auth REQUIRED',
       'http_access deny !authenticated',
+      'http_access allow localhost',
     );
   }
-  lines.push('http_access allow localhost', 'http_access deny all');
+  lines.push(
+    '# loopback test instance',
+    // Keeps Squid off the machine's resolver: test names come from hosts_file, others fail fast.
+    'dns_nameservers 127.0.0.1',
+    `hosts_file ${join(dir, 'hosts')}`,
+  );
   if (egress === 'cut') {
     // An address the host lacks: the bind fails locally, nothing is sent -> 503 ERR_CONNECT_FAIL.
     lines.push('tcp_outgoing_address 192.0.2.1');
@@ -141,7 +173,7 @@ export function squidConfig(options: {
       `cache_peer ${deadParent.host} parent ${deadParent.port} 0 no-query no-digest no-netdb-exchange`,
     );
   }
-  return `${lines.join('\n')}\n`;
+  return `${lines.join('\n').trimEnd()}\n`;
 }
 
 let proxyIds: { uid: number; gid: number } | undefined;
@@ -179,11 +211,19 @@ export async function writeSquidFiles(spec: SquidSpec): Promise<SquidFiles> {
     const { stdout } = await run('openssl', ['passwd', '-apr1', spec.auth.password]);
     await writeFile(join(dir, 'passwd'), `${spec.auth.user}:${stdout.trim()}\n`, { mode: 0o644 });
   }
+  // The files squid.conf reads from POD_SQUID_DIR in a pod (internal-ranges.txt), next to it here.
+  const shipped = await readdir(SHIPPED_SQUID_DIR);
+  await Promise.all(
+    shipped
+      .filter((file) => file !== 'squid.conf')
+      .map((file) => copyFile(join(SHIPPED_SQUID_DIR, file), join(dir, file))),
+  );
+  const source = spec.squidConf ?? (await readShippedSquidConf());
   const confPath = join(dir, 'squid.conf');
   const writeConfig = (egress: EgressMode) =>
     writeFile(
       confPath,
-      squidConfig({
+      renderSquidConfig(source, {
         name,
         dir,
         host: spec.host,

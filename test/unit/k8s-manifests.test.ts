@@ -34,7 +34,8 @@ describe.each(['primary', 'secondary'])('k8s/squid-%s.yaml', (pool) => {
   const configMap = (n: string) => byKind(docs, 'ConfigMap').find((c) => c.metadata.name === n);
 
   it('holds a Deployment, a ClusterIP Service and its ConfigMaps, all in namespace egress', () => {
-    expect(docs.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'ConfigMap', 'Deployment', 'Service']);
+    // Squid's own ConfigMap is generated from k8s/squid/ (kustomization.yaml, test/unit/squid-conf.test.ts).
+    expect(docs.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'Service']);
     for (const doc of docs) expect(doc.metadata.namespace).toBe('egress');
     expect(deployment.metadata.name).toBe(name);
     expect(service.metadata.name).toBe(name);
@@ -86,12 +87,13 @@ describe.each(['primary', 'secondary'])('k8s/squid-%s.yaml', (pool) => {
   });
 
   it('squid.conf listens on 3128 and lets the sidecar in from localhost', () => {
-    const mount = container('squid').volumeMounts.find((m: Doc) => m.mountPath === '/etc/squid/squid.conf');
+    const mount = container('squid').volumeMounts.find((m: Doc) => m.mountPath === '/etc/squid/k8s');
     const volume = podSpec.volumes.find((v: Doc) => v.name === mount.name);
-    const conf: string = configMap(volume.configMap.name)?.data[mount.subPath];
+    expect(volume.configMap.name).toBe(`${name}-squid`);
+    const conf = readFileSync(join(K8S, 'squid', 'squid.conf'), 'utf8');
     expect(conf).toMatch(/^http_port 3128$/m);
     expect(conf).toMatch(/^http_access allow localhost$/m);
-    expect(container('squid').command).toEqual(['squid', '-N', '-f', '/etc/squid/squid.conf']);
+    expect(container('squid').command).toEqual(['squid', '-N', '-f', '/etc/squid/k8s/squid.conf']);
   });
 
   it('runs non-root with resources on every container', () => {
