@@ -19,7 +19,7 @@ for arg in "$@"; do
     --node-local) node_local=true ;;
     --dry-run) dry_run=true ;;
     -h | --help)
-      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
