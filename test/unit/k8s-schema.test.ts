@@ -12,11 +12,12 @@
 // kustomization.yaml files are not API objects (kustomize reads them on the client); their fields
 // are checked against kustomize's types below. The cross-checks between manifests, config and
 // Corefile are in deploy-static.test.ts, k8s-manifests.test.ts and k8s-render.test.ts.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import * as models from 'kubernetes-models';
 import { describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify } from 'yaml';
 import { BASE, COMPONENTS_DIR, folders, overlays, ROOT, render, where } from '../helpers/kustomize.js';
 
 type Json = Record<string, unknown>;
@@ -169,6 +170,56 @@ describe('the validation itself', () => {
     });
     expect(schemaErrors(model)).toEqual([]);
     expect(unknownFields(model)).toEqual([]);
+  });
+
+  it('fails an overlay that renders objects the schemas reject', () => {
+    // An overlay of one's own, outside the repository: a wrong type, a misspelled field, and a
+    // PodMonitor endpoint with a misspelled field and a duration Prometheus cannot read.
+    const dir = mkdtempSync(join(tmpdir(), 'ef-overlay-'));
+    const base = (path: string) => relative(dir, join(ROOT, path));
+    writeFileSync(
+      join(dir, 'kustomization.yaml'),
+      stringify({
+        resources: [base(BASE)],
+        components: [base(`${COMPONENTS_DIR}/prometheus-operator`)],
+        patches: [
+          {
+            target: { kind: 'Deployment', name: 'egress-dns' },
+            patch: stringify([
+              { op: 'replace', path: '/spec/replicas', value: 'two' },
+              {
+                op: 'add',
+                path: '/spec/template/spec/containers/0/securityContext/readOnlyRootFileSystem',
+                value: true,
+              },
+            ]),
+          },
+          {
+            target: { kind: 'PodMonitor', name: 'egress-dns' },
+            patch: stringify([
+              { op: 'add', path: '/spec/podMetricsEndpoints/0/intervall', value: '15s' },
+              { op: 'replace', path: '/spec/podMetricsEndpoints/0/interval', value: '15 s' },
+            ]),
+          },
+        ],
+      }),
+    );
+    try {
+      const objects = render(relative(ROOT, dir));
+      const deployment = new (modelFor('apps/v1', 'Deployment'))(
+        objects.find((o: Json) => where(o) === 'Deployment/egress-dns'),
+      );
+      expect(schemaErrors(deployment).join()).toMatch(/spec\/replicas must be integer/);
+      expect(unknownFields(deployment)).toEqual([
+        '/spec/template/spec/containers/0/securityContext/readOnlyRootFileSystem',
+      ]);
+      expect(crdErrors(objects.find((o: Json) => where(o) === 'PodMonitor/egress-dns')).sort()).toEqual([
+        '/spec/podMetricsEndpoints/0/interval is not a duration: 15 s',
+        '/spec/podMetricsEndpoints/0/intervall is not a field',
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('names a kind it has no schema for', () => {
