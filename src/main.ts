@@ -73,7 +73,7 @@ async function run(command: Command): Promise<number> {
         const config = startable(command.configPath, await loadDnsConfig(command.configPath));
         // Each command loads only its own modules: the sidecar, in every Squid pod, never pays for the
         // DNS server's, nor the DNS server for the sidecar's.
-        const { runDns } = await import('./run-dns.js');
+        const { runDns } = await import('./commands/dns/run.js');
         return runDns(config.config, command.configPath, config.text, logger);
       });
     }
@@ -81,7 +81,7 @@ async function run(command: Command): Promise<number> {
       const logger = createLogger({ level: command.logLevel });
       return startThenServe(logger, async () => {
         const config = startable(command.configPath, await loadSidecarConfig(command.configPath));
-        const { runSidecar } = await import('./sidecar/run.js');
+        const { runSidecar } = await import('./commands/sidecar/run.js');
         return runSidecar(config.config, logger, { file: command.configPath, text: config.text });
       });
     }

@@ -1,6 +1,7 @@
 // The seam between deciding and answering: everything the DNS server needs to answer, as one
-// immutable value. The health monitor's view is turned into one (src/run-dns.ts); the server only
-// ever swaps in the newest one. Nothing here knows how pools are probed.
+// immutable value. The health monitor's view is turned into one on the command's side
+// (src/commands/dns/zone-view-of.ts); the server only ever swaps in the newest one. Nothing here
+// knows how pools are probed.
 
 export interface ServiceView {
   /** Lower-case label: answers <name>.<zone>. */

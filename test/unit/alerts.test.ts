@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify } from 'yaml';
-import { createDnsMetrics } from '../../src/metrics.js';
+import { createDnsMetrics } from '../../src/commands/dns/metrics.js';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');

@@ -1,7 +1,7 @@
 // The `dns` command's metrics, read back as Prometheus text: the series an operator alerts on.
 import { describe, expect, it } from 'vitest';
 import type { HealthSnapshot } from '../../src/health/snapshot.js';
-import { createDnsMetrics } from '../../src/metrics.js';
+import { createDnsMetrics } from '../../src/commands/dns/metrics.js';
 
 const T = Date.UTC(2026, 10, 25, 10);
 

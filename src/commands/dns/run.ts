@@ -1,20 +1,19 @@
 // Wiring of the `dns` command: monitor -> zone view -> responder -> UDP/TCP, and the HTTP endpoints.
 // Every decision lives in the modules it wires; this file only connects them and owns their lifetimes.
 import type { Logger } from 'pino';
-import { loadDnsConfig } from './config/load.js';
-import { movedListenAddresses, startReloader } from './config/reloader.js';
-import type { DnsConfig, ListenAddress } from './config/schema.js';
-import { Responder } from './dns/responder.js';
-import { DnsServer } from './dns/server.js';
-import type { ServiceView, ZoneView } from './dns/zone-view.js';
-import { bindError, formatAddress } from './errors.js';
-import { type CarriedState, HealthMonitor, type RunRound } from './health/monitor.js';
-import { probeRound } from './health/probe.js';
-import type { HealthSnapshot, ServiceSnapshot } from './health/snapshot.js';
-import { statusStrings } from './health/status-text.js';
-import { dnsRoute } from './http/routes.js';
-import { HttpServer, metricsReply } from './http/server.js';
+import { loadDnsConfig } from '../../config/load.js';
+import { movedListenAddresses, startReloader } from '../../config/reloader.js';
+import type { DnsConfig, ListenAddress } from '../../config/schema.js';
+import { Responder } from '../../dns/responder.js';
+import { DnsServer } from '../../dns/server.js';
+import { bindError, formatAddress } from '../../errors.js';
+import { type CarriedState, HealthMonitor, type RunRound } from '../../health/monitor.js';
+import { probeRound } from '../../health/probe.js';
+import type { HealthSnapshot } from '../../health/snapshot.js';
+import { dnsRoute } from '../../http/routes.js';
+import { HttpServer, metricsReply } from '../../http/server.js';
 import { createDnsMetrics } from './metrics.js';
+import { nextZoneView } from './zone-view-of.js';
 
 export interface RunningDns {
   readonly dnsAddress: { host: string; port: number };
@@ -35,51 +34,7 @@ const runRound: RunRound = (pool, signal) =>
     signal,
   });
 
-// The monitor hands the same ServiceSnapshot object again while none of the service's pools
-// changed, so a publication derives views (and _status strings) only for the services that did.
-const serviceViews = new WeakMap<ServiceSnapshot, ServiceView>();
-
-function serviceViewOf(service: ServiceSnapshot): ServiceView {
-  let view = serviceViews.get(service);
-  if (!view) {
-    const { selection } = service;
-    view = {
-      name: service.name,
-      // An empty set is SERVFAIL: pending, or every pool down under onAllDown: servfail.
-      addresses: selection.ready && selection.addresses.length > 0 ? selection.addresses : undefined,
-      status: statusStrings(service),
-    };
-    serviceViews.set(service, view);
-  }
-  return view;
-}
-
-/** What DNS needs from the health view; pools' reasons and times reach it only through _status. */
-function zoneViewOf(config: DnsConfig, snapshot: HealthSnapshot, serial: number): ZoneView {
-  const services = new Map<string, ServiceView>();
-  for (const service of snapshot.services) services.set(service.name, serviceViewOf(service));
-  return { zone: config.dns.zone, nameserver: config.dns.nameserver, ttl: config.dns.ttl, serial, services };
-}
-
-function sameAnswers(a: ZoneView, b: ZoneView): boolean {
-  // A reload may change only the zone's own settings: those are in every answer too.
-  if (a.zone !== b.zone || a.nameserver !== b.nameserver || a.ttl !== b.ttl) return false;
-  for (const [name, service] of a.services) {
-    const other = b.services.get(name);
-    if (other === service) continue;
-    if (!other || String(service.addresses) !== String(other.addresses)) return false;
-  }
-  return a.services.size === b.services.size;
-}
-
-function sameView(a: ZoneView, b: ZoneView): boolean {
-  if (!sameAnswers(a, b)) return false;
-  for (const [name, service] of a.services) {
-    const other = b.services.get(name);
-    if (other !== service && String(service.status) !== String(other?.status)) return false;
-  }
-  return true;
-}
+const nowSec = () => Math.floor(Date.now() / 1000);
 
 /** Binds, or throws the operator's one-line error naming the config key and the address. */
 async function bind<T>(key: string, listen: ListenAddress, start: () => Promise<T>): Promise<T> {
@@ -104,29 +59,12 @@ export async function runDns(
   configText: string,
   logger: Logger,
 ): Promise<RunningDns> {
-  // Assigned by startMonitor before anything reads it.
-  let monitor!: HealthMonitor;
   const metrics = createDnsMetrics({ snapshot: () => monitor.current() });
   const healthLog = logger.child({ component: 'health' });
   const configLog = logger.child({ component: 'config' });
   let inForce = config;
 
-  // The SOA serial only moves when an answer changes, and starts from the clock so that a restart
-  // never makes it go backwards.
-  let serial = Math.floor(Date.now() / 1000);
-  // Created by the first publication; from then on it holds the view in force.
-  let responder: Responder | undefined;
-  const publish = (current: DnsConfig, snapshot: HealthSnapshot) => {
-    const candidate = zoneViewOf(current, snapshot, serial);
-    const view = responder?.view;
-    if (view && sameView(candidate, view)) return;
-    if (view && !sameAnswers(candidate, view)) serial = Math.max(serial + 1, Math.floor(Date.now() / 1000));
-    const next = { ...candidate, serial };
-    if (responder) responder.setView(next);
-    else responder = new Responder(next);
-  };
-
-  const startMonitor = (current: DnsConfig, previous?: CarriedState) => {
+  const createMonitor = (current: DnsConfig, previous?: CarriedState) => {
     const created = new HealthMonitor({
       services: current.services,
       runRound,
@@ -135,21 +73,25 @@ export async function runDns(
       onTransition: metrics.onTransition,
       ...(previous ? { previous } : {}),
     });
-    // A stopped monitor may still settle a round: only the monitor in force publishes.
+    // A stopped monitor may still settle a round: only the monitor in force publishes. Snapshots
+    // flow only once a monitor is started, by when `publish` and the responder exist.
     created.onSnapshot((snapshot) => {
       if (created === monitor) publish(current, snapshot);
     });
-    monitor = created;
-    publish(current, created.current());
     return created;
   };
-  startMonitor(config);
+  let monitor = createMonitor(config);
+  const responder = new Responder(nextZoneView(undefined, config, monitor.current(), nowSec()));
+  const publish = (current: DnsConfig, snapshot: HealthSnapshot) => {
+    const view = nextZoneView(responder.view, current, snapshot, nowSec());
+    if (view !== responder.view) responder.setView(view);
+  };
 
   const dnsLog = logger.child({ component: 'dns' });
   const dns = await bind('dns.listen', config.dns.listen, () =>
     DnsServer.start({
       listen: config.dns.listen,
-      responder: responder as Responder,
+      responder,
       log: dnsLog,
       onOutcome: metrics.onDnsOutcome,
     }),
@@ -186,7 +128,9 @@ export async function runDns(
       const old = monitor;
       await old.stop();
       inForce = next;
-      startMonitor(next, old.carryOver()).start();
+      monitor = createMonitor(next, old.carryOver());
+      publish(next, monitor.current());
+      monitor.start();
     },
     log: configLog,
     onResult: metrics.onReload,

@@ -3,11 +3,12 @@
 // them; DNS query counts are plain integers bumped on the answer path and turned into a counter
 // only when scraped, so a query never pays for label lookups.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Outcome, Transport } from './dns/responder.js';
-import type { RoundEvent, TransitionEvent } from './health/monitor.js';
-import { isAnswered } from './health/select.js';
-import type { HealthSnapshot } from './health/snapshot.js';
-import { HEALTH_STATES, type HealthState } from './health/state.js';
+import type { Outcome, Transport } from '../../dns/responder.js';
+import type { RoundEvent, TransitionEvent } from '../../health/monitor.js';
+import { isAnswered } from '../../health/select.js';
+import type { HealthSnapshot } from '../../health/snapshot.js';
+import { HEALTH_STATES, type HealthState } from '../../health/state.js';
+import { PROBE_SECONDS_BUCKETS, reloadCounter } from '../metrics.js';
 
 // Query counts live in one flat array indexed by (transport, qtype, rcode): bumping one is an add,
 // with no string built and no map consulted on the answer path.
@@ -51,25 +52,6 @@ export interface DnsMetricsOptions {
   readonly processMetrics?: boolean;
   /** The health view in force, read at each scrape. */
   readonly snapshot?: () => HealthSnapshot;
-}
-
-/** Probe latency histogram buckets (seconds), the same for the dns server's and the sidecar's. */
-export const PROBE_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-
-/**
- * `egress_config_reloads_total`, the same in `dns` and `sidecar` so one alert covers both; returns
- * what counts a reload. Both series exist from the start at 0: increase() cannot see a series'
- * first sample as a rise, so an alert on the first refused reload would otherwise never fire.
- */
-export function reloadCounter(registry: Registry): (ok: boolean) => void {
-  const reloads = new Counter({
-    name: 'egress_config_reloads_total',
-    help: 'Config reloads, by result (failed: the old config keeps serving).',
-    labelNames: ['result'] as const,
-    registers: [registry],
-  });
-  for (const result of ['ok', 'failed']) reloads.inc({ result }, 0);
-  return (ok) => reloads.inc({ result: ok ? 'ok' : 'failed' });
 }
 
 export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
