@@ -1,6 +1,5 @@
-// Pure: (question, zone view) -> the sections of the answer, exactly as ../shared/SPEC.md's answer
-// table says. No wire format here (wire.ts), no sockets (server.ts).
-import { isIPv4, isIPv6 } from 'node:net';
+// Pure: (question, zone view) -> the sections of the answer, as the README's "DNS answers" table
+// says. No wire format here (wire.ts), no sockets (server.ts).
 import { CLASS_IN, RCODE, TYPE } from './wire.js';
 import type { ZoneView } from './zone-view.js';
 
@@ -105,12 +104,12 @@ export function answer(question: Question, view: ZoneView): Answer {
     if (!addressQuery) return negative(view, RCODE.NOERROR);
     if (service.addresses === undefined) return SERVFAIL;
     const records: AnswerRecord[] = [];
-    for (const address of service.addresses) {
-      if (wants(type, TYPE.A) && isIPv4(address))
+    if (wants(type, TYPE.A))
+      for (const address of service.addresses.a)
         records.push({ owner: 'qname', ttl, data: { type: 'A', address } });
-      if (wants(type, TYPE.AAAA) && isIPv6(address))
+    if (wants(type, TYPE.AAAA))
+      for (const address of service.addresses.aaaa)
         records.push({ owner: 'qname', ttl, data: { type: 'AAAA', address } });
-    }
     return positive(records, view);
   }
 

@@ -1,6 +1,6 @@
 // Pure: the `dns` command's health view -> /livez, /readyz, /status replies.
 import type { HealthSnapshot, PoolSnapshot, ServiceSnapshot } from '../health/snapshot.js';
-import { type HttpReply, json, text } from './server.js';
+import { type HttpReply, json, text } from './reply.js';
 
 export interface ConfigInForce {
   readonly file: string;

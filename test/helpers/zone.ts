@@ -1,17 +1,18 @@
 // Zone views for tests of the DNS path: the egress.svc zone with the services a test names.
-import type { ServiceView, ZoneView } from '../../src/dns/zone-view.js';
+import { byFamily, type ServiceView, type ZoneView } from '../../src/dns/zone-view.js';
 
 /** `count` addresses 10.<b>.0.1, 10.<b>.0.2, ...: a pool big enough to truncate. */
 export function addresses(count: number, b = 1): string[] {
   return Array.from({ length: count }, (_, i) => `10.${b}.${Math.floor((i + 1) / 256)}.${(i + 1) % 256}`);
 }
 
+/** A service answering with `serving` (either family, in any mix); undefined is SERVFAIL. */
 export function service(
   name: string,
   serving: readonly string[] | undefined,
   status: readonly string[] = [],
 ): ServiceView {
-  return { name, addresses: serving, status };
+  return { name, addresses: serving && byFamily(serving), status };
 }
 
 export function zoneView(

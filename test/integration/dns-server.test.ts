@@ -23,16 +23,16 @@ const view: ZoneView = {
       'proxy',
       {
         name: 'proxy',
-        addresses: ['10.96.0.10'],
+        addresses: { a: ['10.96.0.10'], aaaa: [] },
         status: ['pool=primary state=healthy selected=yes', 'pool=secondary state=unhealthy selected=no'],
       },
     ],
-    ['big', { name: 'big', addresses: forty, status: [] }],
+    ['big', { name: 'big', addresses: { a: forty, aaaa: [] }, status: [] }],
     [
       'many',
       {
         name: 'many',
-        addresses: ['10.96.0.12'],
+        addresses: { a: ['10.96.0.12'], aaaa: [] },
         status: Array.from(
           { length: 12 },
           (_, i) => `pool=pool-${i} state=unhealthy selected=no reason="squid_error=ERR_CONNECT_FAIL"`,

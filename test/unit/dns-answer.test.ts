@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { answer } from '../../src/dns/answer.js';
 import { CLASS_IN, RCODE, TYPE } from '../../src/dns/wire.js';
 import type { ServiceView, ZoneView } from '../../src/dns/zone-view.js';
+import { service } from '../helpers/zone.js';
 
 function view(services: ServiceView[], ttl = 5): ZoneView {
   return {
@@ -14,13 +15,14 @@ function view(services: ServiceView[], ttl = 5): ZoneView {
   };
 }
 
-const proxy: ServiceView = {
-  name: 'proxy',
-  addresses: ['10.96.0.10', '10.96.0.11', 'fd00::10'],
-  status: ['pool=primary state=healthy selected=yes', 'pool=secondary state=healthy selected=no'],
-};
-const v4only: ServiceView = { name: 'v4', addresses: ['10.0.0.1'], status: [] };
-const pending: ServiceView = { name: 'pending', addresses: undefined, status: ['pool=a state=unknown'] };
+// The selection's order mixes families: each answer keeps its family's order.
+const proxy = service(
+  'proxy',
+  ['10.96.0.10', 'fd00::10', '10.96.0.11'],
+  ['pool=primary state=healthy selected=yes', 'pool=secondary state=healthy selected=no'],
+);
+const v4only = service('v4', ['10.0.0.1']);
+const pending = service('pending', undefined, ['pool=a state=unknown']);
 const zone = view([proxy, v4only, pending]);
 
 const ask = (name: string, type: number, cls = CLASS_IN) => answer({ name, type, class: cls }, zone);

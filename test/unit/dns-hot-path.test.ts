@@ -172,7 +172,7 @@ describe('the hot path', () => {
     responder.respond(q, 'udp');
     const next: ZoneView = {
       ...zone,
-      services: new Map([['proxy', { name: 'proxy', addresses: ['10.96.0.11'], status: [] }]]),
+      services: new Map([['proxy', service('proxy', ['10.96.0.11'])]]),
     };
     responder.setView(next);
     const reply = responder.respond(q, 'udp');

@@ -466,7 +466,7 @@ describe('the memo and the general path', () => {
     expect(parse(local.respond(bytes, 'udp')).answers[0]?.address).toBe('10.96.0.10');
     local.setView({
       ...zone,
-      services: new Map([['proxy', { name: 'proxy', addresses: ['10.96.0.11'], status: [] }]]),
+      services: new Map([['proxy', service('proxy', ['10.96.0.11'])]]),
     });
     expect(parse(local.respond(bytes, 'udp')).answers[0]?.address).toBe('10.96.0.11');
   });

@@ -71,10 +71,20 @@ describe('nextZoneView', () => {
     );
     expect(view.serial).toBe(NOW);
     expect(view).toMatchObject({ zone: cfg.dns.zone, nameserver: cfg.dns.nameserver, ttl: cfg.dns.ttl });
-    expect(view.services.get('proxy')?.addresses).toEqual(['10.0.0.1']);
+    expect(view.services.get('proxy')?.addresses).toEqual({ a: ['10.0.0.1'], aaaa: [] });
     expect(view.services.get('proxy')?.status[0]).toMatch(/^pool=primary state=healthy selected=yes /);
     // No verdict yet: SERVFAIL, not an empty answer.
     expect(view.services.get('other')?.addresses).toBeUndefined();
+  });
+
+  it("splits a dual-stack selection by family once, each family in the selection's order", () => {
+    const selected = ['10.0.0.2', 'fd00::2', '10.0.0.1', '::ffff:10.0.0.3', 'fd00::1'];
+    const view = nextZoneView(undefined, cfg, snapshot(service('proxy', selected)), NOW);
+    expect(view.services.get('proxy')?.addresses).toEqual({
+      a: ['10.0.0.2', '10.0.0.1'],
+      // IPv4-mapped is IPv6 (node:net's isIPv6 says so): served as AAAA, as before the split.
+      aaaa: ['fd00::2', '::ffff:10.0.0.3', 'fd00::1'],
+    });
   });
 
   it('answers an empty selection of a ready service with SERVFAIL too', () => {
@@ -111,6 +121,20 @@ describe('nextZoneView', () => {
       after: [service('proxy', ['10.0.0.2'])],
       newView: true,
       bumped: true,
+    },
+    {
+      name: 'only the IPv6 address changes: the serial moves',
+      before: [service('proxy', ['10.0.0.1', 'fd00::1'])],
+      after: [service('proxy', ['10.0.0.1', 'fd00::2'])],
+      newView: true,
+      bumped: true,
+    },
+    {
+      name: 'the same addresses, the families interleaved differently: no answer changes, the same view',
+      before: [service('proxy', ['10.0.0.1', 'fd00::1'])],
+      after: [service('proxy', ['fd00::1', '10.0.0.1'])],
+      newView: false,
+      bumped: false,
     },
     {
       name: 'a service gets its first verdict: the serial moves',

@@ -10,8 +10,9 @@ import { bindError, formatAddress } from '../../errors.js';
 import { type CarriedState, HealthMonitor, type RunRound } from '../../health/monitor.js';
 import { probeRound } from '../../health/probe.js';
 import type { HealthSnapshot } from '../../health/snapshot.js';
+import { metricsReply } from '../../http/reply.js';
 import { dnsRoute } from '../../http/routes.js';
-import { HttpServer, metricsReply } from '../../http/server.js';
+import { HttpServer } from '../../http/server.js';
 import { createDnsMetrics } from './metrics.js';
 import { nextZoneView } from './zone-view-of.js';
 

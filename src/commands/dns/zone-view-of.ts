@@ -1,7 +1,7 @@
 // Pure: the health view -> the zone view DNS answers from, with the SOA serial policy. dns/ knows
 // nothing of health/; this adapter, on the command's side, is the one place the two meet.
 import type { DnsConfig } from '../../config/schema.js';
-import type { ServiceView, ZoneView } from '../../dns/zone-view.js';
+import { type AddressesByFamily, byFamily, type ServiceView, type ZoneView } from '../../dns/zone-view.js';
 import type { HealthSnapshot, ServiceSnapshot } from '../../health/snapshot.js';
 import { statusStrings } from '../../health/status-text.js';
 
@@ -35,8 +35,10 @@ function serviceViewOf(service: ServiceSnapshot): ServiceView {
     const { selection } = service;
     view = {
       name: service.name,
-      // An empty set is SERVFAIL: pending, or every pool down under onAllDown: servfail.
-      addresses: selection.ready && selection.addresses.length > 0 ? selection.addresses : undefined,
+      // An empty set is SERVFAIL: pending, or every pool down under onAllDown: servfail. Split by
+      // family here, once per change, so no query has to look at an address's family.
+      addresses:
+        selection.ready && selection.addresses.length > 0 ? byFamily(selection.addresses) : undefined,
       status: statusStrings(service),
     };
     serviceViews.set(service, view);
@@ -51,13 +53,18 @@ function zoneViewOf(config: DnsConfig, snapshot: HealthSnapshot, serial: number)
   return { zone: config.dns.zone, nameserver: config.dns.nameserver, ttl: config.dns.ttl, serial, services };
 }
 
+function sameAddresses(a: AddressesByFamily | undefined, b: AddressesByFamily | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return String(a.a) === String(b.a) && String(a.aaaa) === String(b.aaaa);
+}
+
 function sameAnswers(a: ZoneView, b: ZoneView): boolean {
   // A reload may change only the zone's own settings: those are in every answer too.
   if (a.zone !== b.zone || a.nameserver !== b.nameserver || a.ttl !== b.ttl) return false;
   for (const [name, service] of a.services) {
     const other = b.services.get(name);
     if (other === service) continue;
-    if (!other || String(service.addresses) !== String(other.addresses)) return false;
+    if (!other || !sameAddresses(service.addresses, other.addresses)) return false;
   }
   return a.services.size === b.services.size;
 }
