@@ -5,7 +5,7 @@ import dgram from 'node:dgram';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Responder } from '../../src/dns/responder.js';
 import { DnsServer } from '../../src/dns/server.js';
 import type { ZoneView } from '../../src/dns/zone-view.js';
@@ -240,6 +240,162 @@ describe('TCP connection slots', () => {
   });
 });
 
+describe('TCP slots under a hostile neighbour (RFC 7766 6.2)', () => {
+  // Each test has its own server with the default limits (TCP_DEFAULTS), on a port of its own.
+  const started: DnsServer[] = [];
+  const fresh = async (options: Partial<Parameters<typeof DnsServer.start>[0]> = {}) => {
+    const own = await DnsServer.start({
+      listen: { host: '127.0.0.21', port: 0 },
+      responder: new Responder(view),
+      log: quiet,
+      ...options,
+    });
+    started.push(own);
+    return own;
+  };
+  const crowd: Crowd[] = [];
+  afterEach(async () => {
+    for (const c of crowd.splice(0)) c.stop();
+    for (const own of started.splice(0)) await own.close();
+  });
+
+  /** Asks from a source no test crowds, and how long the answer took. */
+  const timedAsk = async (server: DnsServer, id: number) => {
+    const began = performance.now();
+    const replies = await tcpExchange(server.address, [query(id, 'proxy.egress.svc')], '127.0.9.9');
+    expect(replies[0]?.readUInt16BE(0)).toBe(id);
+    return performance.now() - began;
+  };
+
+  it('a byte now and then does not keep a message alive: its deadline runs from its first byte', async () => {
+    const own = await fresh({ tcpMessageDeadlineMs: 1_000, tcpIdleTimeoutMs: 5_000 });
+    const socket = net.connect({ ...own.address, localAddress: '127.0.8.1' });
+    socket.resume();
+    socket.write(Buffer.from([0, 64]));
+    const drip = setInterval(() => socket.write(Buffer.from([0])), 200);
+    const closedAfter = await new Promise<number>((resolve) => {
+      const began = Date.now();
+      socket.on('close', () => resolve(Date.now() - began));
+      socket.on('error', () => undefined);
+    }).finally(() => clearInterval(drip));
+    expect(closedAfter).toBeGreaterThanOrEqual(900);
+    expect(closedAfter).toBeLessThan(2_500);
+  });
+
+  it('a new client is answered within 1 s while 1,000 connections drip one byte every 2 s', async () => {
+    const own = await fresh();
+    // 20 sources x 50: within the per-source limit, so only the global cap and deadlines act.
+    const drippers = openCrowd(own.address, { sources: 20, perSource: 50, base: '127.0.1', drip: true });
+    crowd.push(drippers);
+    await waitFor(() => own.tcpConnections >= 1_000, {
+      what: '1,000 dripping connections',
+      timeoutMs: 20_000,
+    });
+    // Across more than one message deadline (3 s), as the drippers are cut off and reconnect.
+    const until = Date.now() + 4_000;
+    for (let id = 100; Date.now() < until; id++) {
+      expect(await timedAsk(own, id)).toBeLessThan(1_000);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(drippers.reconnects()).toBeGreaterThan(0);
+    expect(own.tcpConnections).toBeLessThanOrEqual(1_000);
+  }, 60_000);
+
+  it('a new client is answered within 1 s while 10,000 connections sit idle', async () => {
+    const own = await fresh();
+    // 100 sources x 100: each at the per-source limit, ten times the global cap altogether.
+    const idlers = openCrowd(own.address, { sources: 100, perSource: 100, base: '127.0.2', drip: false });
+    crowd.push(idlers);
+    await waitFor(() => idlers.settled() >= 10_000, { what: '10,000 connections made', timeoutMs: 30_000 });
+    expect(own.tcpConnections).toBe(1_000);
+    for (let id = 200; id < 205; id++) expect(await timedAsk(own, id)).toBeLessThan(1_000);
+    // The 9,000 that made room were closed, not just forgotten: their fds are free.
+    await waitFor(() => idlers.settled() - idlers.closed() <= 1_000, { what: 'evicted connections closed' });
+  }, 60_000);
+
+  it('one source holds at most 100 connections; the next are refused, other sources still get in', async () => {
+    const own = await fresh();
+    const greedy = openCrowd(own.address, { sources: 1, perSource: 150, base: '127.0.3', drip: false });
+    crowd.push(greedy);
+    await waitFor(() => greedy.settled() === 150 && greedy.closed() === 50, {
+      what: '150 connections from one source settled',
+    });
+    expect(own.tcpConnections).toBe(100);
+    await expect(tcpExchange(own.address, [query(3, 'proxy.egress.svc')], '127.0.3.1')).rejects.toThrow(
+      /closed after 0 replies/,
+    );
+    expect(await timedAsk(own, 301)).toBeLessThan(1_000);
+  });
+});
+
+/** Many TCP connections from 127.0.<base>.1.. that never send a whole message. */
+interface Crowd {
+  /** Connections made (some then closed by the server). */
+  settled(): number;
+  /** Connections the server closed. */
+  closed(): number;
+  /** Connections a dripping crowd opened again after the server closed one. */
+  reconnects(): number;
+  stop(): void;
+}
+
+function openCrowd(
+  server: { host: string; port: number },
+  { sources, perSource, base, drip }: { sources: number; perSource: number; base: string; drip: boolean },
+): Crowd {
+  const open = new Set<net.Socket>();
+  let settled = 0;
+  let closed = 0;
+  let reconnects = 0;
+  let running = true;
+  // Connects are paced so the listen backlog never overflows: past it, the kernel completes the
+  // client's handshake but drops the server's side, leaving "connected" sockets the server never saw.
+  const waiting = Array.from({ length: sources * perSource }, (_, i) => `${base}.${1 + (i % sources)}`);
+  let connecting = 0;
+  const pump = () => {
+    while (running && connecting < 128 && waiting.length > 0) connect(waiting.pop() as string);
+  };
+  const connect = (source: string) => {
+    connecting += 1;
+    const socket = net.connect({ ...server, localAddress: source });
+    socket.on('error', () => undefined);
+    socket.once('connect', () => {
+      connecting -= 1;
+      settled += 1;
+      open.add(socket);
+      // A length prefix promising 512 bytes that will come one at a time, or never.
+      if (drip) socket.write(Buffer.from([2, 0]));
+      pump();
+    });
+    socket.once('close', () => {
+      if (!open.delete(socket)) connecting -= 1;
+      closed += 1;
+      if (drip && running) {
+        reconnects += 1;
+        waiting.push(source);
+      }
+      pump();
+    });
+    socket.resume();
+  };
+  pump();
+  const dripper = drip
+    ? setInterval(() => {
+        for (const socket of open) socket.write(Buffer.from([0]));
+      }, 2_000)
+    : undefined;
+  return {
+    settled: () => settled,
+    closed: () => closed,
+    reconnects: () => reconnects,
+    stop() {
+      running = false;
+      clearInterval(dripper);
+      for (const socket of open) socket.destroy();
+    },
+  };
+}
+
 describe('bad input', () => {
   it('shrugs off tens of thousands of malformed datagrams, then answers at once', async () => {
     const socket = dgram.createSocket('udp4');
@@ -394,9 +550,13 @@ function query(id: number, name: string, type = 1): Buffer {
 }
 
 /** Sends every query in one write on one connection; resolves the length-prefixed replies. */
-function tcpExchange(server: { host: string; port: number }, queries: Buffer[]): Promise<Buffer[]> {
+function tcpExchange(
+  server: { host: string; port: number },
+  queries: Buffer[],
+  localAddress?: string,
+): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(server.port, server.host);
+    const socket = net.connect({ ...server, ...(localAddress ? { localAddress } : {}) });
     let buffered = Buffer.alloc(0);
     const replies: Buffer[] = [];
     socket.on('data', (chunk) => {
