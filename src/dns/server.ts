@@ -47,8 +47,8 @@ export const TCP_DEFAULTS = {
 
 // Replies queued for a client that does not read them, before it is cut off.
 const MAX_TCP_PENDING_WRITE = 1 << 20;
-// Under open-loop load the default ~208 KB receive buffer drops datagrams at about 50k/s
-// (RECIPES.md); 4 MB keeps up with what one Node.js thread can answer.
+// Under open-loop load the default ~208 KB receive buffer drops datagrams at about 50k/s (measured
+// on the bench machine); 4 MB keeps up with what one Node.js thread can answer.
 const UDP_RECEIVE_BUFFER = 4 << 20;
 // After our FIN, how long a client that does not read its last replies keeps the fd.
 const CLOSE_GRACE_MS = 1_000;
