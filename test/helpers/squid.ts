@@ -21,9 +21,11 @@
 // instance's folder), `shutdown_lifetime 1 second` (tests stop squids often), a `hosts_file` that
 // maps test names (origin.test, tls.origin.test) to loopback origins with every other name going
 // to `dns_nameservers 127.0.0.1` (nothing leaves the machine), the loopback origins' addresses
-// (127.0.0.2-127.0.0.255) excepted from `deny to_localhost` (127.0.0.1 stays refused), and, on request, basic auth (`auth`) and the egress faults (`egress`).
+// (127.0.0.2-127.0.0.255) excepted from `deny to_localhost` (127.0.0.1 stays refused), and, on
+// request, basic auth (`auth`) and the egress faults (`egress`).
 // `squidConf` in a spec renders another text of the same shape instead, to check that a test fails
-// without a directive. `renderSquidConfig(text, ...)` is pure, for printing or diffing.
+// without a directive; `podFiles` replaces the files it reads (internal-ranges.txt).
+// `renderSquidConfig(text, ...)` is pure, for printing or diffing.
 //
 // Each instance is `squid -N -f CONF -n NAME` in its own process group, memory-only, in its own
 // temp dir owned by `proxy` (Squid drops to that user and must write its logs and pid file there).
@@ -72,6 +74,8 @@ export interface SquidSpec {
    * renderSquidConfig replaces must be there), e.g. to show a test fails without a directive.
    */
   readonly squidConf?: string;
+  /** Texts of files squid.conf reads from /etc/squid/k8s/, instead of the shipped ones: { 'internal-ranges.txt': ... }. */
+  readonly podFiles?: Readonly<Record<string, string>>;
 }
 
 export interface SquidFiles {
@@ -218,6 +222,9 @@ export async function writeSquidFiles(spec: SquidSpec): Promise<SquidFiles> {
       .filter((file) => file !== 'squid.conf')
       .map((file) => copyFile(join(SHIPPED_SQUID_DIR, file), join(dir, file))),
   );
+  for (const [file, text] of Object.entries(spec.podFiles ?? {})) {
+    await writeFile(join(dir, file), text, { mode: 0o644 });
+  }
   const source = spec.squidConf ?? (await readShippedSquidConf());
   const confPath = join(dir, 'squid.conf');
   const writeConfig = (egress: EgressMode) =>
