@@ -282,7 +282,7 @@ export async function startShiftRig(options: ShiftRigOptions): Promise<ShiftRig>
         const through = firstThrough(client, to, since);
         return {
           kind: client.kind,
-          ms: through ? through.at - since : undefined,
+          ms: through ? Math.round(through.at - since) : undefined,
           boundMs: boundOf(client.kind),
           failures: client.attempts.filter((a) => a.at > since && a.at <= (through?.at ?? Infinity) && !a.ok),
         };

@@ -42,7 +42,10 @@ const TIMING: ShiftTiming = {
 };
 /** Every client's own request timeout (curl --max-time, Node's socket timeout, Python's). */
 const CLIENT_TIMEOUT_MS = 3_000;
-/** Scheduling on a shared 2-core machine, dig and curl start-up, the clients' 200 ms pace. */
+/**
+ * Unbound's whole-second TTL clock (it serves an answer at TTL 0 for up to a second more), the
+ * clients' 200 ms pace, dig and curl start-up, scheduling on a shared 2-core machine.
+ */
 const MARGIN_MS = 1_500;
 /** Every kind but the 30 s DNS cache, which runs in the kill round only: its bound is 30 s longer. */
 const KINDS: readonly ClientKind[] = ['curl', 'node-keepalive', 'python-keepalive', 'https-tunnel'];
