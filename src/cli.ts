@@ -5,6 +5,7 @@
 //   { command: 'dns' | 'sidecar', configPath, logLevel }   run the server
 //   { command: 'check-config', configPath, logLevel }       validate; exit 0 or 1 (EXIT.NOT_OK)
 //   { command: 'probe', proxy, targets, quorum, timeoutMs, logLevel }  one deep check; exit 0 healthy, 1 not
+//   { command: 'status', url, json, timeoutMs }             a dns server's /status as a table; exit 0 all answered, 1 not
 //   { command: 'help' | 'version', text }                   print text on stdout, exit 0
 //   { command: 'error', message }                           print message on stderr, exit 2 (USAGE)
 //
@@ -12,6 +13,7 @@
 // --log-level wins over LOG_LEVEL, which wins over the default, info.
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { formatDuration, MAX_DURATION_MS, parseDuration } from './config/duration.js';
+import { DEFAULT_HTTP_LISTEN } from './config/schema.js';
 import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS, type LogLevel } from './log.js';
 import { redactUrl } from './redact.js';
 import { hasCredentials, isHttpUrl } from './url.js';
@@ -29,6 +31,14 @@ export type Command =
       readonly timeoutMs: number;
       readonly logLevel: LogLevel;
     }
+  | {
+      readonly command: 'status';
+      /** The /status URL to read. */
+      readonly url: string;
+      /** Print the JSON as it came, not the table. */
+      readonly json: boolean;
+      readonly timeoutMs: number;
+    }
   | { readonly command: 'help'; readonly text: string }
   | { readonly command: 'version'; readonly text: string }
   | { readonly command: 'error'; readonly message: string };
@@ -40,12 +50,16 @@ export interface CommandLineContext {
   readonly version?: string;
 }
 
-const COMMANDS = ['dns', 'sidecar', 'probe', 'check-config'] as const;
+const COMMANDS = ['dns', 'sidecar', 'probe', 'check-config', 'status'] as const;
 type CommandName = (typeof COMMANDS)[number];
 
 export const PROBE_DEFAULT_TIMEOUT_MS = 3_000;
 /** As the config's probe.quorum: one passing target proves egress; more is asked for with --quorum. */
 export const PROBE_DEFAULT_QUORUM = 1;
+/** The dns server's HTTP port as the config's default http.listen has it, on this host. */
+export const STATUS_DEFAULT_URL = `http://127.0.0.1:${DEFAULT_HTTP_LISTEN.split(':').at(-1)}`;
+/** Longer than any /status takes; short enough for a script that runs it in a loop. */
+export const STATUS_TIMEOUT_MS = 5_000;
 
 const LEVELS = LOG_LEVELS.join(', ');
 const FOOTER = `Options for every command:
@@ -54,6 +68,21 @@ const FOOTER = `Options for every command:
   -h, --help          this help
 
 The configuration reference is in the README; error codes and exit codes in docs/ERRORS.md.`;
+
+const STATUS_HELP = `Usage: egress-failover status [--url URL] [--json]
+
+Reads a running dns server's /status and prints, per service, what DNS answers now and since
+when, then each pool: its state as the probes see it, the operator's control (admin: drain, down,
+up) with its reason and end, whether it is answered, since when, its last round's reason; then
+the service's last changes (state changes and controls, newest first).
+
+  --url URL           the dns server's HTTP endpoint (default: ${STATUS_DEFAULT_URL}, the port of
+                      http.listen's default on this host); /status is added to a bare address
+  --json              print the /status JSON as the server sent it
+
+Exit 0 when every service is answered (not SERVFAIL), 1 when one is not, 2 when /status cannot be
+read (one line on stderr says why). Gives up after ${formatDuration(STATUS_TIMEOUT_MS)}.
+In a cluster: kubectl -n egress port-forward deploy/egress-dns 8080 & egress-failover status`;
 
 const HELP: Record<CommandName | 'main', string> = {
   main: `egress-failover: health-checked DNS failover for Kubernetes egress proxies (Squid)
@@ -64,11 +93,15 @@ Usage:
   egress-failover probe --proxy URL --target URL [--target URL ...] [--quorum N] [--timeout 3s]
                                              one deep check now: exit 0 healthy, 1 not
   egress-failover check-config FILE          validate a config: exit 0, or 1 with every error
+  egress-failover status [--url URL] [--json]
+                                             what a dns server answers and why: exit 0 every
+                                             service answered, 1 not, 2 unreachable
   egress-failover COMMAND --help             help on one command
   egress-failover --version
 
-Exit codes: 0 ok; 1 check-config found errors, probe found the proxy unhealthy;
-2 usage error, or dns/sidecar could not start (bad config, port in use); 70 internal error.
+Exit codes: 0 ok; 1 check-config found errors, probe found the proxy unhealthy, status found a
+service not answered; 2 usage error, dns/sidecar could not start (bad config, port in use), or
+status could not read /status; 70 internal error.
 
 ${FOOTER}`,
 
@@ -119,6 +152,10 @@ per target: pass or fail, its reason, its latency. Exit 0 healthy, 1 not, 2 on a
 
 ${FOOTER}`,
 
+  status: `${STATUS_HELP}
+
+${FOOTER}`,
+
   'check-config': `Usage: egress-failover check-config FILE
 
 Validates a DNS or sidecar config without starting anything: one whose top level has a "sidecar"
@@ -146,6 +183,7 @@ const COMMAND_OPTIONS = {
   dns: { config: { type: 'string', short: 'c' } },
   sidecar: { config: { type: 'string', short: 'c' } },
   'check-config': { config: { type: 'string', short: 'c' } },
+  status: { url: { type: 'string' }, json: { type: 'boolean' } },
   probe: {
     proxy: { type: 'string' },
     target: { type: 'string', multiple: true },
@@ -163,6 +201,7 @@ const TAKES_VALUE = new Set([
   '--target',
   '--quorum',
   '--timeout',
+  '--url',
 ]);
 
 const isCommand = (name: string): name is CommandName => (COMMANDS as readonly string[]).includes(name);
@@ -232,6 +271,18 @@ export function parseCommandLine(argv: readonly string[], context: CommandLineCo
       if (files.length === 0) return error('check-config: FILE is required');
       if (files.length > 1) return error(`check-config: one FILE at a time (got ${files.length})`);
       return { command: 'check-config', configPath: files[0] as string, logLevel };
+    }
+    case 'status': {
+      const url = (values.url as string | undefined) ?? STATUS_DEFAULT_URL;
+      if (!isHttpUrl(url)) return error(`status: --url ${quoteUrl(url)} is not an http:// or https:// URL`);
+      const parsed = new URL(url);
+      if (parsed.pathname === '/') parsed.pathname = '/status';
+      return {
+        command: 'status',
+        url: parsed.href,
+        json: values.json === true,
+        timeoutMs: STATUS_TIMEOUT_MS,
+      };
     }
     case 'probe': {
       const proxy = values.proxy as string | undefined;

@@ -6,6 +6,7 @@ import { type Command, parseCommandLine } from './cli.js';
 import { type Loaded, loadAnyConfig, loadDnsConfig, loadSidecarConfig } from './config/load.js';
 import { PROBE_DEFAULTS } from './config/schema.js';
 import { configLoadError, EXIT, isOperatorError, type OperatorError, usageError } from './errors.js';
+import { expiredControls } from './health/admin.js';
 import { probeRound } from './health/probe.js';
 import { createLogger, type Logger } from './log.js';
 import { redactUrl } from './redact.js';
@@ -67,6 +68,10 @@ async function run(command: Command): Promise<number> {
       return checkConfig(command.configPath);
     case 'probe':
       return probeOnce(command);
+    case 'status': {
+      const { runStatus } = await import('./commands/status/run.js');
+      return runStatus(command, { stdout, stderr });
+    }
     case 'dns': {
       const logger = createLogger({ level: command.logLevel });
       return startThenServe(logger, async () => {
@@ -128,6 +133,12 @@ async function checkConfig(file: string): Promise<number> {
     return EXIT.NOT_OK;
   }
   stdout(`${file}: ok (${loaded.config.kind} config)`);
+  // The dns server would log the same line at start and ignore the control: not an error.
+  if (loaded.config.kind === 'dns') {
+    for (const expired of expiredControls(loaded.config.config.services, Date.now())) {
+      stderr(`warning: ${expired.message}`);
+    }
+  }
   return EXIT.OK;
 }
 

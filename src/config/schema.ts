@@ -17,6 +17,17 @@ import { formatDuration, MAX_DURATION_MS, parseDuration } from './duration.js';
 
 export type OnAllDown = 'servfail' | 'last' | 'all';
 export type LivenessMode = 'deep' | 'attributed' | 'shallow';
+export type ReadinessMode = 'deep' | 'attributed';
+/** An operator's control over a pool (README, "Operator controls"): drain, down or up. */
+export type AdminState = 'drain' | 'down' | 'up';
+export const ADMIN_STATES: readonly AdminState[] = ['drain', 'down', 'up'];
+
+/** A pool's `admin` block: what the operator set, why, and until when (epoch ms; undefined: no end). */
+export interface AdminControl {
+  readonly state: AdminState;
+  readonly reason: string;
+  readonly until: number | undefined;
+}
 
 /** Inclusive status range, e.g. 200-399. */
 export interface StatusRange {
@@ -48,6 +59,8 @@ export interface PoolConfig {
   /** Addresses to answer with; undefined: resolve the proxy host and serve its addresses. */
   readonly addresses: readonly string[] | undefined;
   readonly probe: ProbeSettings;
+  /** Not part of the pool's identity across reloads: changing it keeps the pool's health. */
+  readonly admin?: AdminControl | undefined;
 }
 
 export interface ServiceConfig {
@@ -99,6 +112,36 @@ const duration = z
   });
 
 const positiveInt = z.number().int().min(1);
+
+// RFC 3339 with its offset required (a time without one means a different moment on every
+// machine); Date.parse alone would also take 2026-02-30 as 2 March.
+const RFC3339_HINT = 'is not an RFC 3339 time (e.g. 2026-12-03T10:00:00Z)';
+const rfc3339 = z
+  .string({ error: (issue) => `${JSON.stringify(issue.input)} ${RFC3339_HINT}` })
+  .transform((text, ctx) => {
+    const match = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.exec(
+      text,
+    );
+    const [year, month, day] = [match?.[1], match?.[2], match?.[3]].map(Number) as [number, number, number];
+    const ms = match ? Date.parse(text) : Number.NaN;
+    if (Number.isNaN(ms) || day > new Date(Date.UTC(year, month, 0)).getUTCDate()) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" ${RFC3339_HINT}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** Long enough for a ticket number and a sentence; short enough for a _status TXT string. */
+export const MAX_ADMIN_REASON = 100;
+const adminSchema = z.strictObject({
+  state: z.enum(ADMIN_STATES, { error: (issue) => (issue.input === undefined ? 'required' : undefined) }),
+  reason: z
+    .string()
+    .trim()
+    .min(1, 'must not be empty (say why, e.g. "node pool upgrade")')
+    .max(MAX_ADMIN_REASON, `must be at most ${MAX_ADMIN_REASON} characters`),
+  until: rfc3339.optional(),
+});
 
 const LISTEN_HINT = 'is not an IP:port listen address (e.g. 0.0.0.0:5353 or [::]:5353)';
 const listenAddress = z
@@ -219,6 +262,9 @@ export const PROBE_DEFAULTS: ProbeDefaults = {
   fastIntervalMs: 200,
   expectStatus: [{ min: 200, max: 399 }],
 };
+
+/** The dns server's HTTP endpoints; `egress-failover status` asks this port on the local host by default. */
+export const DEFAULT_HTTP_LISTEN = '0.0.0.0:8080';
 
 const SIDECAR_DEFAULTS = {
   listen: { host: '0.0.0.0', port: 8081 },
@@ -529,6 +575,7 @@ const poolSchema = z.strictObject({
     })
     .optional(),
   probe: probeOverrides.optional(),
+  admin: adminSchema.optional(),
 });
 
 const serviceSchema = z.strictObject({
@@ -547,7 +594,7 @@ const dnsFields = z.strictObject({
       nameserver: dnsName.optional(),
     })
     .prefault({}),
-  http: z.strictObject({ listen: listenAddress.prefault('0.0.0.0:8080') }).prefault({}),
+  http: z.strictObject({ listen: listenAddress.prefault(DEFAULT_HTTP_LISTEN) }).prefault({}),
   probe: probeOverrides.prefault({}),
   services: z.array(serviceSchema).min(1, 'needs at least one service'),
 });
@@ -574,6 +621,11 @@ export const dnsConfigSchema = kindGuard('dns').pipe(
               proxy: pool.proxy,
               addresses: pool.address === undefined ? undefined : [pool.address].flat(),
               probe: resolveProbe(parsed, [['probe'], ['services', s, 'pools', p, 'probe']], PROBE_DEFAULTS),
+              admin: pool.admin && {
+                state: pool.admin.state,
+                reason: pool.admin.reason,
+                until: pool.admin.until,
+              },
             }),
           ),
         })),

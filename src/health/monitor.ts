@@ -2,6 +2,7 @@
 // machine, and publishes an immutable view of all services after every change.
 import type { PoolConfig, ServiceConfig } from '../config/schema.js';
 import { redactUrl } from '../redact.js';
+import { type AdminCarry, AdminControls } from './admin-controls.js';
 import { type LookupAll, PoolAddresses } from './resolve.js';
 import { failedRound, RoundLoop } from './round-loop.js';
 import { type Selection, select } from './select.js';
@@ -40,6 +41,8 @@ export interface CarriedState {
   readonly selections: ReadonlyMap<string, Selection>;
   /** The process was ready (/readyz 200) before the reload. */
   readonly ready: boolean;
+  /** Operator controls and history, by service and pool name (admin-controls.ts). */
+  readonly admin?: AdminCarry;
 }
 
 export interface MonitorOptions {
@@ -94,6 +97,8 @@ export class HealthMonitor {
   readonly #runnersByService: Map<ServiceConfig, Runner[]>;
   /** Each service's part of the last view, reused by the next one while none of its pools changed. */
   readonly #serviceSnapshots = new Map<ServiceConfig, ServiceSnapshot>();
+  /** Operator controls: never a health transition; an `until` passing republishes the pool. */
+  readonly #admin: AdminControls;
   #snapshot: HealthSnapshot;
   /** A publication of round details waiting to be batched with others. */
   #pending: ReturnType<typeof setTimeout> | undefined;
@@ -166,6 +171,18 @@ export class HealthMonitor {
         this.#runners.filter((runner) => runner.service === service),
       ]),
     );
+    this.#admin = new AdminControls({
+      services: options.services,
+      previous: options.previous?.admin,
+      logger: options.logger,
+      now: this.#now,
+      onChange: (service, pool) => {
+        for (const runner of this.#runners) {
+          if (runner.service.name === service && runner.pool.name === pool) this.#changed(runner);
+        }
+        this.#publish();
+      },
+    });
     this.#snapshot = this.#build();
   }
 
@@ -173,6 +190,7 @@ export class HealthMonitor {
   start(): void {
     if (this.#started || this.#stopped) return;
     this.#started = true;
+    this.#admin.start();
     for (const runner of this.#runners) {
       runner.addresses.start();
       // Until its first verdict a service answers SERVFAIL, so first rounds start at once; the
@@ -186,6 +204,7 @@ export class HealthMonitor {
   /** Clears every timer and aborts in-flight rounds; resolves once no round is running. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#admin.stop();
     clearTimeout(this.#pending);
     for (const runner of this.#runners) runner.addresses.stop();
     await Promise.allSettled(this.#runners.map((runner) => runner.loop.stop()));
@@ -207,6 +226,7 @@ export class HealthMonitor {
       pools: new Map(this.#runners.map((runner) => [runner.key, runner.health])),
       selections: new Map(this.#selections),
       ready: this.#snapshot.ready,
+      admin: this.#admin.carryOver(),
     };
   }
 
@@ -227,6 +247,7 @@ export class HealthMonitor {
       const { from, to, reason } = step.transition;
       this.#options.logger.info({ ...where, from, to, reason }, 'pool state changed');
       const transition = step.transition;
+      this.#admin.recordTransition(service.name, pool.name, transition);
       safely(this.#options.logger, () => this.#options.onTransition?.({ ...where, transition }));
     }
     this.#publish(step.transition !== undefined);
@@ -284,6 +305,8 @@ export class HealthMonitor {
           addressSource: addresses.source,
           resolveError: addresses.resolveError,
           inTransition: inTransition(health),
+          admin: this.#admin.control(runner.service.name, runner.pool.name),
+          history: this.#admin.history(runner.service.name, runner.pool.name),
         });
         return runner.snapshot;
       });

@@ -1,5 +1,5 @@
-// Pure: a service's pools in priority order + onAllDown -> the address set DNS answers with.
-import type { OnAllDown } from '../config/schema.js';
+// Pure: a service's pools in priority order + operator controls + onAllDown -> the address set DNS answers with.
+import type { AdminState, OnAllDown } from '../config/schema.js';
 import type { HealthState } from './state.js';
 
 export type SelectionMode = 'pending' | 'healthy' | 'all-down-servfail' | 'all-down-last' | 'all-down-all';
@@ -10,6 +10,8 @@ export interface SelectablePool {
   readonly state: HealthState;
   /** The addresses this pool is answered with; empty while a proxy host has never resolved. */
   readonly addresses: readonly string[];
+  /** The operator's control in force now (config `admin`, its `until` not passed), if any. */
+  readonly admin?: { readonly state: AdminState } | undefined;
 }
 
 export interface Selection {
@@ -54,6 +56,14 @@ export interface Selection {
  * With none healthy, `onAllDown` decides: `servfail` answers nothing; `last` the last pool selected
  * for being healthy (its current addresses, or the remembered ones if it has none now or is gone),
  * SERVFAIL if there never was one; `all` every pool's addresses, unique, in priority order.
+ *
+ * Operator controls (`admin`) come first and are never faults: a pool under `down` is out of every
+ * decision, as if it were not configured (never answered, not by `last` nor `all`, and its first
+ * round is not waited for); one under `up` counts as healthy whatever its state; pools under `drain`
+ * are walked after all the others, so one is answered only when no other pool can be, before
+ * `onAllDown` is. Ordering the drained pools last, rather than special-casing them, keeps the
+ * verdict and hold rules above true for them too: a drained primary's first round is waited for
+ * only when the service might need it.
  */
 export function select(
   pools: readonly SelectablePool[],
@@ -67,16 +77,23 @@ export function select(
   let selected: string | undefined;
   let addresses: readonly string[] = [];
 
+  const control = (pool: SelectablePool) => pool.admin?.state;
+  const eligible = pools.filter((pool) => control(pool) !== 'down');
+  const order = [
+    ...eligible.filter((pool) => control(pool) !== 'drain'),
+    ...eligible.filter((pool) => control(pool) === 'drain'),
+  ];
   const answerable = (pool: SelectablePool) => pool.addresses.length > 0;
-  const firstHealthy = pools.findIndex((pool) => pool.state === 'healthy' && answerable(pool));
-  const firstUnknown = pools.findIndex((pool) => pool.state === 'unknown');
+  const healthy = (pool: SelectablePool) => control(pool) === 'up' || pool.state === 'healthy';
+  const firstHealthy = order.findIndex((pool) => healthy(pool) && answerable(pool));
+  const firstUnknown = order.findIndex((pool) => !healthy(pool) && pool.state === 'unknown');
   // A pool reset to unknown by a reload keeps being answered while it is re-probed, unless a
   // higher pool is healthy: holding it must never hide a failback.
   const heldIndex =
     wasReady && previous?.mode === 'healthy'
-      ? pools.findIndex((pool) => pool.name === previous.selected)
+      ? order.findIndex((pool) => pool.name === previous.selected)
       : -1;
-  const held = pools[heldIndex];
+  const held = order[heldIndex];
   const canHold =
     held !== undefined &&
     held.state === 'unknown' &&
@@ -90,7 +107,7 @@ export function select(
     selected = held.name;
     addresses = held.addresses;
   } else if (firstHealthy >= 0) {
-    const pool = pools[firstHealthy] as SelectablePool;
+    const pool = order[firstHealthy] as SelectablePool;
     mode = 'healthy';
     selected = pool.name;
     addresses = pool.addresses;
@@ -102,14 +119,16 @@ export function select(
       mode = 'all-down-servfail';
     } else if (onAllDown === 'last') {
       mode = 'all-down-last';
-      if (lastHealthy) {
-        const current = pools.find((p) => p.name === lastHealthy?.pool)?.addresses ?? [];
+      const last = pools.find((p) => p.name === lastHealthy?.pool);
+      // A pool taken down by the operator is not answered even as the last resort.
+      if (lastHealthy && (last === undefined || control(last) !== 'down')) {
+        const current = last?.addresses ?? [];
         selected = lastHealthy.pool;
         addresses = current.length > 0 ? current : lastHealthy.addresses;
       }
     } else {
       mode = 'all-down-all';
-      addresses = [...new Set(pools.flatMap((p) => p.addresses))];
+      addresses = [...new Set(eligible.flatMap((p) => p.addresses))];
     }
   }
 
@@ -126,8 +145,11 @@ export function select(
 
 /**
  * Whether DNS answers with `pool`'s addresses: the selected pool, or under `onAllDown: all` every
- * pool, as long as there is an address to answer at all (with none, DNS answers SERVFAIL).
+ * pool not taken down by the operator, as long as there is an address to answer at all (with none,
+ * DNS answers SERVFAIL).
  */
-export function isAnswered(selection: Selection, pool: string): boolean {
-  return selection.mode === 'all-down-all' ? selection.addresses.length > 0 : selection.selected === pool;
+export function isAnswered(selection: Selection, pool: Pick<SelectablePool, 'name' | 'admin'>): boolean {
+  return selection.mode === 'all-down-all'
+    ? selection.addresses.length > 0 && pool.admin?.state !== 'down'
+    : selection.selected === pool.name;
 }

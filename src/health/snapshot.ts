@@ -1,6 +1,7 @@
 // The health view the monitor publishes: every service's pools, their health and the selection made
 // from them. Immutable values, read by DNS (through a zone view), the HTTP routes and the metrics.
-import type { OnAllDown } from '../config/schema.js';
+import type { AdminControl, OnAllDown } from '../config/schema.js';
+import type { HistoryEntry } from './admin.js';
 import type { Selection } from './select.js';
 import type { PoolHealth } from './state.js';
 
@@ -21,6 +22,10 @@ export interface PoolSnapshot extends PoolHealth {
   readonly resolveError: ResolveError | undefined;
   /** The next round follows after fastInterval rather than interval. */
   readonly inTransition: boolean;
+  /** The operator's control in force (config `admin`, its `until` not passed); never a health state. */
+  readonly admin?: AdminControl | undefined;
+  /** The last state changes and control changes, oldest first (admin.ts, HISTORY_LENGTH). */
+  readonly history?: readonly HistoryEntry[];
 }
 
 export interface ServiceSnapshot {

@@ -3,7 +3,7 @@
 // line and the same tools parse it.
 import { redactUrl } from '../redact.js';
 import { isAnswered } from './select.js';
-import type { ServiceSnapshot } from './snapshot.js';
+import type { PoolSnapshot, ServiceSnapshot } from './snapshot.js';
 
 /** A TXT character-string holds at most 255 bytes. */
 export const MAX_TXT_STRING_BYTES = 255;
@@ -19,7 +19,7 @@ const ELLIPSIS = '...';
 export function statusStrings(service: ServiceSnapshot): string[] {
   const { selection } = service;
   return service.pools.map((pool) => {
-    const answered = isAnswered(selection, pool.name);
+    const answered = isAnswered(selection, pool);
     const head = [
       `pool=${pool.name}`,
       `state=${pool.state}`,
@@ -38,14 +38,33 @@ export function statusStrings(service: ServiceSnapshot): string[] {
     const failure = history ? clean(history.reason) : undefined;
     const failureAt = history ? ` last_failure_at=${isoSeconds(history.at)}` : '';
 
-    const fixed = `${head.join(' ')} reason=${failure === undefined ? '' : ` last_failure=${failureAt}`}`;
-    const budget = MAX_TXT_STRING_BYTES - fixed.length;
-    if (failure === undefined) return `${head.join(' ')} reason=${shorten(reason, budget)}`;
+    const unadorned = `${head.join(' ')} reason=${failure === undefined ? '' : ` last_failure=${failureAt}`}`;
+    const admin = adminText(pool.admin, MAX_TXT_STRING_BYTES - unadorned.length - MIN_REASONS_BYTES);
+    const budget = MAX_TXT_STRING_BYTES - unadorned.length - admin.length;
+    if (failure === undefined) return `${head.join(' ')} reason=${shorten(reason, budget)}${admin}`;
     // The current reason goes first, but leaves the last failure at least half the room.
     const reasonValue = shorten(reason, Math.max(budget - quoted(failure).length, Math.ceil(budget / 2)));
     const failureValue = shorten(failure, budget - reasonValue.length);
-    return `${head.join(' ')} reason=${reasonValue} last_failure=${failureValue}${failureAt}`;
+    return `${head.join(' ')} reason=${reasonValue} last_failure=${failureValue}${failureAt}${admin}`;
   });
+}
+
+/** The operator's text in a _status string: the whole of it is in /status and the log. */
+const MAX_ADMIN_REASON_BYTES = 48;
+/** What the round's reasons keep, at least, beside a control. */
+const MIN_REASONS_BYTES = 24;
+
+/**
+ * ` admin=drain reason="node pool upgrade" until=2026-12-03T10:00:00Z` as the SPEC writes it, last in
+ * the string so it reads as one group apart from the round's own `reason`; empty without a control.
+ * Within `room` bytes: where even a shortened reason does not fit, `admin=drain` alone.
+ */
+function adminText(admin: PoolSnapshot['admin'], room: number): string {
+  if (!admin) return '';
+  const state = ` admin=${admin.state}`;
+  const until = admin.until === undefined ? '' : ` until=${isoSeconds(admin.until)}`;
+  const reasonRoom = Math.min(MAX_ADMIN_REASON_BYTES, room - state.length - ' reason='.length - until.length);
+  return reasonRoom < 12 ? state : `${state} reason=${shorten(clean(admin.reason), reasonRoom)}${until}`;
 }
 
 /** 1764064800123 -> 2026-11-25T10:00:00Z: seconds are enough for an operator and save TXT bytes. */

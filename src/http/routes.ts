@@ -37,6 +37,11 @@ function poolStatus(pool: PoolSnapshot) {
       at: iso(pool.lastTransition.at),
     },
     transitions: pool.transitions,
+    // The operator's control beside the probes' own verdict (`state`): never a health state.
+    admin: pool.admin
+      ? { state: pool.admin.state, reason: pool.admin.reason, until: iso(pool.admin.until) ?? null }
+      : null,
+    history: (pool.history ?? []).map((entry) => ({ ...entry, at: iso(entry.at) })),
   };
 }
 

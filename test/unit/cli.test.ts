@@ -55,6 +55,37 @@ describe('commands', () => {
   });
 });
 
+describe('status', () => {
+  it.each([
+    ['status', { url: 'http://127.0.0.1:8080/status', json: false }],
+    ['status --json', { url: 'http://127.0.0.1:8080/status', json: true }],
+    ['status --url http://10.96.0.53:8080', { url: 'http://10.96.0.53:8080/status', json: false }],
+    ['status --url http://[::1]:8080/', { url: 'http://[::1]:8080/status', json: false }],
+    [
+      'status --url https://dns.example/egress/status',
+      { url: 'https://dns.example/egress/status', json: false },
+    ],
+  ])('%s', (line, expected) => {
+    expect(parse(line)).toEqual({ command: 'status', timeoutMs: 5_000, ...expected });
+  });
+
+  it('asks the port of the default http.listen, from the schema', async () => {
+    const { DEFAULT_HTTP_LISTEN } = await import('../../src/config/schema.js');
+    const port = DEFAULT_HTTP_LISTEN.split(':').at(-1);
+    expect(parse('status')).toMatchObject({ url: `http://127.0.0.1:${port}/status` });
+    expect(helpText('status')).toContain(`(default: http://127.0.0.1:${port},`);
+  });
+
+  it.each([
+    ['status --url 10.96.0.53:8080', 'status: --url "10.96.0.53:8080" is not an http:// or https:// URL'],
+    ['status --url', 'status: --url needs a value'],
+    ['status --json=yes', 'status: --json takes no value'],
+    ['status extra', 'status: unexpected argument "extra"'],
+  ])('%j', (line, message) => {
+    expect(parse(line)).toEqual({ command: 'error', message });
+  });
+});
+
 describe('probe quorum', () => {
   // Regression: several --target made every one of them required, unlike the config's quorum 1,
   // and --help did not say so.
@@ -149,14 +180,14 @@ describe('help and version', () => {
     expect(helpText('probe')).toMatch(
       /--quorum N +how many targets must pass \(default: 1, as probe\.quorum/,
     );
-    for (const command of ['dns', 'sidecar', 'probe', 'check-config'] as const) {
+    for (const command of ['dns', 'sidecar', 'probe', 'check-config', 'status'] as const) {
       expect(helpText(command)).toContain('--log-level');
       expect(helpText(command)).toContain('README');
     }
   });
 
   it('keeps help lines within 100 columns', () => {
-    for (const topic of [undefined, 'dns', 'sidecar', 'probe', 'check-config'] as const) {
+    for (const topic of [undefined, 'dns', 'sidecar', 'probe', 'check-config', 'status'] as const) {
       for (const line of helpText(topic).split('\n')) expect(line.length, line).toBeLessThanOrEqual(100);
     }
   });
@@ -164,10 +195,10 @@ describe('help and version', () => {
 
 describe('usage errors: one line each', () => {
   it.each([
-    ['', 'missing command (expected dns, sidecar, probe, check-config)'],
-    ['dnss', 'unknown command "dnss" (expected dns, sidecar, probe, check-config)'],
-    ['dnss --config f', 'unknown command "dnss" (expected dns, sidecar, probe, check-config)'],
-    ['help dnss', 'unknown command "dnss" (expected dns, sidecar, probe, check-config)'],
+    ['', 'missing command (expected dns, sidecar, probe, check-config, status)'],
+    ['dnss', 'unknown command "dnss" (expected dns, sidecar, probe, check-config, status)'],
+    ['dnss --config f', 'unknown command "dnss" (expected dns, sidecar, probe, check-config, status)'],
+    ['help dnss', 'unknown command "dnss" (expected dns, sidecar, probe, check-config, status)'],
     ['dns', 'dns: --config FILE is required'],
     ['sidecar', 'sidecar: --config FILE is required'],
     ['dns --config', 'dns: --config needs a value'],

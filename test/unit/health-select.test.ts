@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { OnAllDown } from '../../src/config/schema.js';
+import type { AdminState, OnAllDown } from '../../src/config/schema.js';
 import { isAnswered, type SelectablePool, type Selection, select } from '../../src/health/select.js';
 import type { PoolSnapshot, ServiceSnapshot } from '../../src/health/snapshot.js';
 import type { HealthState } from '../../src/health/state.js';
@@ -13,13 +13,23 @@ const ADDRESSES: Record<string, string[]> = {
   tertiary: ['10.0.0.3', '10.0.0.1'],
 };
 
-/** "hu?" -> primary healthy, secondary unhealthy, tertiary unknown. */
-function pools(states: string): SelectablePool[] {
+/**
+ * "hu?" -> primary healthy, secondary unhealthy, tertiary unknown; `admin` "d-x" -> primary under
+ * drain, secondary under no control, tertiary under down (u: up).
+ */
+function pools(states: string, admin = ''): SelectablePool[] {
   const names = ['primary', 'secondary', 'tertiary'];
   const byChar: Record<string, HealthState> = { h: 'healthy', u: 'unhealthy', '?': 'unknown' };
+  const controls: Record<string, AdminState> = { d: 'drain', x: 'down', u: 'up' };
   return [...states].map((c, i) => {
     const name = names[i] as string;
-    return { name, state: byChar[c] as HealthState, addresses: ADDRESSES[name] ?? [] };
+    const control = controls[admin[i] ?? '-'];
+    return {
+      name,
+      state: byChar[c] as HealthState,
+      addresses: ADDRESSES[name] ?? [],
+      ...(control ? { admin: { state: control } } : {}),
+    };
   });
 }
 
@@ -127,6 +137,74 @@ describe('select', () => {
   });
 });
 
+describe('select with operator controls', () => {
+  it.each<[string, string, OnAllDown, string, string | undefined, string[]]>([
+    // pools, admin, onAllDown, mode, selected, addresses
+    ['hh', 'd-', 'servfail', 'healthy', 'secondary', ['10.0.0.2', 'fd00::2']],
+    // drain: the last resort before onAllDown
+    ['hu', 'd-', 'servfail', 'healthy', 'primary', ['10.0.0.1']],
+    ['hu', 'd-', 'all', 'healthy', 'primary', ['10.0.0.1']],
+    ['uu', 'd-', 'servfail', 'all-down-servfail', undefined, []],
+    ['uu', 'd-', 'all', 'all-down-all', undefined, ['10.0.0.1', '10.0.0.2', 'fd00::2']],
+    // drained pools among themselves keep their priority order
+    ['hhu', 'dd-', 'servfail', 'healthy', 'primary', ['10.0.0.1']],
+    ['uhu', 'dd-', 'servfail', 'healthy', 'secondary', ['10.0.0.2', 'fd00::2']],
+    // down: never answered, not even as the last resort, nor by onAllDown: all
+    ['hh', 'x-', 'servfail', 'healthy', 'secondary', ['10.0.0.2', 'fd00::2']],
+    ['hu', 'x-', 'servfail', 'all-down-servfail', undefined, []],
+    ['hu', 'x-', 'all', 'all-down-all', undefined, ['10.0.0.2', 'fd00::2']],
+    ['h', 'x', 'all', 'all-down-all', undefined, []],
+    // up: answered as if healthy, whatever the probes say, in its place in the priority order
+    ['uh', 'u-', 'servfail', 'healthy', 'primary', ['10.0.0.1']],
+    ['hu', '-u', 'servfail', 'healthy', 'primary', ['10.0.0.1']],
+    ['uu', '-u', 'servfail', 'healthy', 'secondary', ['10.0.0.2', 'fd00::2']],
+    ['uu', 'du', 'servfail', 'healthy', 'secondary', ['10.0.0.2', 'fd00::2']],
+  ])('%s admin=%s onAllDown=%s -> %s %s', (picture, admin, onAllDown, mode, selected, addresses) => {
+    expect(select(pools(picture, admin), onAllDown, undefined, T0)).toMatchObject({
+      ready: true,
+      mode,
+      selected,
+      addresses,
+    });
+  });
+
+  it.each<[string, string, string, string | undefined]>([
+    // pools, admin, mode, selected: which first rounds the verdict waits for
+    ['?h', 'u-', 'healthy', 'primary'], // an up pool needs no round
+    ['?h', 'd-', 'healthy', 'secondary'], // a drained one is not needed while another answers
+    ['?u', 'd-', 'pending', undefined], // ... but is the last resort when none does
+    ['?u', 'x-', 'all-down-servfail', undefined], // a down one is never waited for
+  ])('%s admin=%s before every first round -> %s %s', (picture, admin, mode, selected) => {
+    expect(select(pools(picture, admin), 'servfail', undefined, T0)).toMatchObject({ mode, selected });
+  });
+
+  it('moves the answer when a control starts and back when it ends, with no change of health', () => {
+    const healthy = select(pools('hh'), 'servfail', undefined, T0);
+    const drained = select(pools('hh', 'd-'), 'servfail', healthy, T0 + 1);
+    const back = select(pools('hh'), 'servfail', drained, T0 + 2);
+    expect([healthy, drained, back].map((s) => [s.selected, s.since])).toEqual([
+      ['primary', T0],
+      ['secondary', T0 + 1],
+      ['primary', T0 + 2],
+    ]);
+  });
+
+  it('onAllDown: last never falls back to a pool taken down', () => {
+    const first = select(pools('hu'), 'last', undefined, T0);
+    expect(select(pools('uu'), 'last', first, T0 + 1)).toMatchObject({ selected: 'primary' });
+    expect(select(pools('uu', 'x-'), 'last', first, T0 + 1)).toMatchObject({
+      mode: 'all-down-last',
+      selected: undefined,
+      addresses: [],
+    });
+  });
+
+  it('does not hold a pool reset by a reload once it is drained and another pool is healthy', () => {
+    const before = select(pools('hh'), 'servfail', undefined, T0);
+    expect(select(pools('?h', 'd-'), 'servfail', before, T0 + 1)).toMatchObject({ selected: 'secondary' });
+  });
+});
+
 describe('select, properties', () => {
   const picture = fc
     .array(fc.constantFrom('h', 'u', '?'), { minLength: 1, maxLength: 3 })
@@ -159,6 +237,40 @@ describe('select, properties', () => {
           previous = selection;
         }
       }),
+    );
+  });
+
+  it('controls: down is never answered; drain only when nothing else can be; up counts as healthy', () => {
+    const admin = fc
+      .array(fc.constantFrom('-', '-', 'd', 'x', 'u'), { minLength: 3, maxLength: 3 })
+      .map((a) => a.join(''));
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(picture, admin), { minLength: 1, maxLength: 30 }),
+        onAllDown,
+        (steps, mode) => {
+          let previous: Selection | undefined;
+          for (const [p, a] of steps) {
+            const list = pools(p, a);
+            const selection = select(list, mode, previous, T0);
+            const control = (pool: SelectablePool) => pool.admin?.state;
+            const canAnswer = (pool: SelectablePool) => control(pool) === 'up' || pool.state === 'healthy';
+            for (const pool of list.filter((each) => control(each) === 'down')) {
+              expect(isAnswered(selection, pool)).toBe(false);
+              expect(selection.selected).not.toBe(pool.name);
+            }
+            const chosen = list.find((pool) => pool.name === selection.selected);
+            if (chosen && control(chosen) === 'drain' && selection.mode === 'healthy') {
+              expect(list.some((pool) => control(pool) === undefined && canAnswer(pool))).toBe(false);
+              expect(list.some((pool) => control(pool) === 'up')).toBe(false);
+            }
+            if (selection.mode !== 'healthy' && selection.mode !== 'pending') {
+              expect(list.some((pool) => control(pool) !== 'down' && canAnswer(pool))).toBe(false);
+            }
+            previous = selection;
+          }
+        },
+      ),
     );
   });
 
@@ -236,6 +348,42 @@ describe('statusStrings', () => {
     ]);
   });
 
+  it('shows an operator control as a group of its own, beside the real state', () => {
+    const drained = pool({
+      admin: { state: 'drain', reason: 'node pool upgrade', until: Date.parse('2026-12-03T10:00:00Z') },
+    });
+    const up = pool({
+      name: 'secondary',
+      state: 'unhealthy',
+      admin: { state: 'up', reason: 'pinned', until: undefined },
+      lastRound: { ok: false, reason: 'connection_refused', at: T0, latencyMs: 1 },
+    });
+    expect(statusStrings(service([drained, up]))).toEqual([
+      'pool=primary state=healthy selected=no since=2026-11-25T10:00:00Z reason=ok ' +
+        'admin=drain reason="node pool upgrade" until=2026-12-03T10:00:00Z',
+      'pool=secondary state=unhealthy selected=yes since=2026-11-25T10:00:00Z reason=connection_refused ' +
+        'admin=up reason=pinned',
+    ]);
+  });
+
+  it('stays under 255 bytes with a long control reason', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 100 }), fc.string({ maxLength: 600 }), (note, a) => {
+        const p = pool({
+          name: 'x'.repeat(63),
+          state: 'unhealthy',
+          lastRound: { ok: false, reason: `timeout=1s ${a}`, at: T0, latencyMs: 1 },
+          lastFailure: { reason: `status=500 ${a}`, at: T0 - 1 },
+          admin: { state: 'drain', reason: `ticket OPS-1 ${note}`, until: T0 + 60_000 },
+        });
+        for (const text of statusStrings(service([p], 'all'))) {
+          expect(Buffer.byteLength(text)).toBeLessThanOrEqual(MAX_TXT_STRING_BYTES);
+          expect(text).toMatch(/ admin=drain( reason="ticket OPS-1.*" until=2026-11-25T10:01:00Z)?$/);
+        }
+      }),
+    );
+  });
+
   it('stays under 255 bytes, printable, and without credentials', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 600 }), fc.string({ maxLength: 600 }), (a, b) => {
@@ -262,7 +410,7 @@ describe('isAnswered: the one rule for selected=yes in _status TXT and egress_po
     mode: 'healthy' | 'all-down-all',
     selected: string | undefined,
     addresses: string[],
-  ) => ({
+  ): Selection => ({
     ready: true,
     mode,
     selected,
@@ -271,10 +419,13 @@ describe('isAnswered: the one rule for selected=yes in _status TXT and egress_po
     lastHealthy: undefined,
   });
   it('the selected pool only, or every pool under all-down-all while there is an address', () => {
-    expect(isAnswered(selection('healthy', 'b', ['10.0.0.2']), 'b')).toBe(true);
-    expect(isAnswered(selection('healthy', 'b', ['10.0.0.2']), 'a')).toBe(false);
-    expect(isAnswered(selection('all-down-all', undefined, ['10.0.0.1']), 'a')).toBe(true);
+    expect(isAnswered(selection('healthy', 'b', ['10.0.0.2']), { name: 'b' })).toBe(true);
+    expect(isAnswered(selection('healthy', 'b', ['10.0.0.2']), { name: 'a' })).toBe(false);
+    expect(isAnswered(selection('all-down-all', undefined, ['10.0.0.1']), { name: 'a' })).toBe(true);
     // No address at all: DNS answers SERVFAIL, so no pool is being answered.
-    expect(isAnswered(selection('all-down-all', undefined, []), 'a')).toBe(false);
+    expect(isAnswered(selection('all-down-all', undefined, []), { name: 'a' })).toBe(false);
+    // A pool the operator took down is never answered, not even under onAllDown: all.
+    const down = { name: 'a', admin: { state: 'down' } } as const;
+    expect(isAnswered(selection('all-down-all', undefined, ['10.0.0.2']), down)).toBe(false);
   });
 });

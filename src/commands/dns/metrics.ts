@@ -3,6 +3,7 @@
 // them; DNS query counts are plain integers bumped on the answer path and turned into a counter
 // only when scraped, so a query never pays for label lookups.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { ADMIN_STATES } from '../../config/schema.js';
 import type { Outcome, Transport } from '../../dns/responder.js';
 import type { RoundEvent, TransitionEvent } from '../../health/monitor.js';
 import { isAnswered } from '../../health/select.js';
@@ -100,6 +101,21 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     }),
   });
   new Gauge({
+    name: 'egress_pool_admin',
+    help: "1 for the operator's control in force on the pool (drain, down, up, or none), 0 for the others; never a fault.",
+    labelNames: ['service', 'pool', 'state'] as const,
+    registers: [registry],
+    collect: fromSnapshot(function (this: Gauge, snapshot) {
+      for (const service of snapshot.services) {
+        for (const pool of service.pools) {
+          const state = pool.admin?.state ?? 'none';
+          for (const s of ['none', ...ADMIN_STATES])
+            this.set({ service: service.name, pool: pool.name, state: s }, state === s ? 1 : 0);
+        }
+      }
+    }),
+  });
+  new Gauge({
     name: 'egress_pool_selected',
     help: '1 when DNS answers with this pool (all of them under onAllDown: all).',
     labelNames: ['service', 'pool'] as const,
@@ -107,7 +123,7 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     collect: fromSnapshot(function (this: Gauge, snapshot) {
       for (const { name, selection, pools } of snapshot.services) {
         for (const pool of pools) {
-          this.set({ service: name, pool: pool.name }, isAnswered(selection, pool.name) ? 1 : 0);
+          this.set({ service: name, pool: pool.name }, isAnswered(selection, pool) ? 1 : 0);
         }
       }
     }),
