@@ -13,6 +13,7 @@
 // Addresses: origin 127.0.0.80:80 (origin.test), TLS origin 127.0.0.83:443 (tls.origin.test),
 // squids 127.0.0.81 (primary) and 127.0.0.82 (secondary) on :3128, whose pools' `address` is the
 // squid's own, so the DNS answer IS the proxy to use; our server and Unbound on 127.0.0.1.
+import { PROBE_DEFAULTS } from '../../src/config/schema.js';
 import {
   type Attempt,
   type Client,
@@ -156,6 +157,13 @@ export function connectionLifetimeMs(squidConf: string): number {
   return match ? Number(match[1]) * 1000 : 0;
 }
 
+/**
+ * The rig fails the same pool again and again on purpose: flap damping, where the server has it,
+ * would hold the primary's recovery for a minute and more, and the next fault would wait for it.
+ * Damping never delays a failover, which is what the rig measures.
+ */
+const NO_DAMPING: Record<string, number> = 'flapThreshold' in PROBE_DEFAULTS ? { flapThreshold: 0 } : {};
+
 export async function startShiftRig(options: ShiftRigOptions): Promise<ShiftRig> {
   const drop = options.dropDirectives ?? [];
   const squidConf = (await readShippedSquidConf())
@@ -198,13 +206,13 @@ export async function startShiftRig(options: ShiftRigOptions): Promise<ShiftRig>
               name: 'primary',
               proxy: `http://${PRIMARY}:3128`,
               address: PRIMARY,
-              probe: options.probe.primary,
+              probe: { ...options.probe.primary, ...NO_DAMPING },
             },
             {
               name: 'secondary',
               proxy: `http://${SECONDARY}:3128`,
               address: SECONDARY,
-              probe: options.probe.secondary,
+              probe: { ...options.probe.secondary, ...NO_DAMPING },
             },
           ],
         },
