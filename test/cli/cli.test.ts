@@ -118,7 +118,13 @@ describe('help and usage', () => {
   it('--help lists every command, exit 0', async () => {
     const ran = await runBin(['--help']);
     expect(ran.code).toBe(0);
-    for (const command of ['dns --config', 'sidecar --config', 'probe --proxy', 'check-config FILE']) {
+    for (const command of [
+      'dns --config',
+      'sidecar --config',
+      'probe --proxy',
+      'check-config FILE',
+      'status [--url URL]',
+    ]) {
       expect(ran.stdout).toContain(command);
     }
   });
@@ -187,11 +193,80 @@ describe('check-config', () => {
     ]);
   });
 
+  it('refuses bad admin blocks by their paths, exit 1', async () => {
+    const file = configFile(
+      'bad-admin.yaml',
+      `probe: { targets: [http://a/] }
+services:
+  - name: proxy
+    pools:
+      - { name: primary, proxy: http://sq:3128, admin: { state: drained, reason: x } }
+      - { name: secondary, proxy: http://sq:3128, admin: { state: drain, until: 2026-12-03 } }
+      - { name: tertiary, proxy: http://sq:3128, admin: { state: up, reason: x, until: 2026-12-03T10:00:00 } }
+`,
+    );
+    const ran = await runBin(['check-config', file]);
+    expect(ran.code).toBe(1);
+    expect(ran.stderr.trim().split('\n')).toEqual([
+      'services[0].pools[0].admin.state: "drained" is not one of drain, down, up',
+      'services[0].pools[1].admin.reason: required',
+      'services[0].pools[1].admin.until: "2026-12-03" is not an RFC 3339 time (e.g. 2026-12-03T10:00:00Z)',
+      'services[0].pools[2].admin.until: "2026-12-03T10:00:00" is not an RFC 3339 time (e.g. 2026-12-03T10:00:00Z)',
+    ]);
+  });
+
+  it('warns of a control whose until has passed, and still exits 0', async () => {
+    const file = configFile(
+      'expired-admin.yaml',
+      `probe: { targets: [http://a/] }
+services:
+  - name: proxy
+    pools:
+      - { name: primary, proxy: http://sq:3128, admin: { state: down, reason: "OPS-1 squid 6", until: "2026-01-01T00:00:00+01:00" } }
+      - { name: secondary, proxy: http://sq:3128, admin: { state: drain, reason: later, until: 2999-01-01T00:00:00Z } }
+`,
+    );
+    const ran = await runBin(['check-config', file]);
+    expect(ran.code).toBe(0);
+    expect(ran.stdout.trim()).toBe(`${file}: ok (dns config)`);
+    expect(ran.stderr.trim().split('\n')).toEqual([
+      'warning: services[0].pools[0].admin.until: 2025-12-31T23:00:00Z has passed; the down of pool primary ("OPS-1 squid 6") is ignored',
+    ]);
+  });
+
   it('a missing file: one line, exit 1', async () => {
     const ran = await runBin(['check-config', join(dir, 'absent.yaml')]);
     expect(ran.code).toBe(1);
     expect(ran.stderr.trim().split('\n')).toHaveLength(1);
     expect(ran.stderr).toContain('ENOENT');
+  });
+});
+
+describe('status', () => {
+  it('nothing listening: one line naming the URL and the cause, exit 2', async () => {
+    const ran = await runBin(['status', '--url', 'http://127.0.0.31:1']);
+    expect(ran.code).toBe(2);
+    expect(ran.stdout).toBe('');
+    expect(ran.stderr.trim().split('\n')).toEqual([
+      'egress-failover: status: cannot read http://127.0.0.31:1/status: ECONNREFUSED (is the dns server running there? see --url)',
+    ]);
+  });
+
+  it('a server that is not ours: one line, exit 2', async () => {
+    const server = net.createServer((socket) =>
+      socket.end('HTTP/1.1 200 OK\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n<html></html>'),
+    );
+    await new Promise<void>((done) => server.listen(0, '127.0.0.31', done));
+    const { port } = server.address() as net.AddressInfo;
+    try {
+      const ran = await runBin(['status', '--url', `http://127.0.0.31:${port}`]);
+      expect(ran.code).toBe(2);
+      expect(ran.stderr.trim()).toBe(
+        `egress-failover: status: http://127.0.0.31:${port}/status is not the /status of an egress-failover dns server`,
+      );
+    } finally {
+      server.close();
+    }
   });
 });
 
