@@ -50,6 +50,12 @@ export interface ProbeSettings {
   readonly fall: number;
   readonly fastIntervalMs: number;
   readonly expectStatus: readonly StatusRange[];
+  /** More state changes than this within flapWindowMs holds the pool down (0: no damping). */
+  readonly flapThreshold: number;
+  readonly flapWindowMs: number;
+  /** The first hold-down of a flapping pool; each further flap doubles it, up to maxHoldDownMs. */
+  readonly holdDownMs: number;
+  readonly maxHoldDownMs: number;
 }
 
 export interface PoolConfig {
@@ -85,6 +91,7 @@ export interface SidecarConfig {
   readonly proxy: string;
   readonly probe: ProbeSettings;
   readonly liveness: LivenessMode;
+  readonly readiness: ReadinessMode;
 }
 
 // ---- building blocks --------------------------------------------------------------------------
@@ -247,6 +254,10 @@ const probeFields = {
   fall: positiveInt.optional(),
   fastInterval: duration.optional(),
   expectStatus: statusRanges.optional(),
+  flapThreshold: z.number().int().min(0).optional(),
+  flapWindow: duration.optional(),
+  holdDown: duration.optional(),
+  maxHoldDown: duration.optional(),
 };
 const probeOverrides = z.strictObject(probeFields);
 type ProbeKey = keyof typeof probeFields;
@@ -261,6 +272,13 @@ export const PROBE_DEFAULTS: ProbeDefaults = {
   fall: 2,
   fastIntervalMs: 200,
   expectStatus: [{ min: 200, max: 399 }],
+  // Conservative: a pool must change state 5 times within 10 minutes (fail, recover, fail,
+  // recover, fail) before its next recovery is held for a minute; a pool that fails once or
+  // twice a day is never damped, and a failover is never delayed (only recoveries are held).
+  flapThreshold: 4,
+  flapWindowMs: 600_000,
+  holdDownMs: 60_000,
+  maxHoldDownMs: 600_000,
 };
 
 /** The dns server's HTTP endpoints; `egress-failover status` asks this port on the local host by default. */
@@ -270,6 +288,7 @@ const SIDECAR_DEFAULTS = {
   listen: { host: '0.0.0.0', port: 8081 },
   proxy: 'http://127.0.0.1:3128',
   liveness: 'deep',
+  readiness: 'deep',
   probe: {
     quorum: 1,
     intervalMs: 5_000,
@@ -280,6 +299,12 @@ const SIDECAR_DEFAULTS = {
     // mostly buys a faster /readyz. Half a second keeps a hung proxy from being hammered.
     fastIntervalMs: 500,
     expectStatus: [{ min: 200, max: 399 }],
+    // Off: the kubelet's own thresholds (failureThreshold, and the restart back-off) pace what the
+    // sidecar's verdicts do to the pod; damping is for the DNS answer, which moves every client.
+    flapThreshold: 0,
+    flapWindowMs: 600_000,
+    holdDownMs: 60_000,
+    maxHoldDownMs: 600_000,
   } satisfies ProbeDefaults,
 } as const;
 
@@ -365,6 +390,10 @@ function resolveProbe(parsed: Parsed, layers: readonly Path[], defaults: ProbeDe
     fall: pick('fall', defaults.fall),
     fastIntervalMs: pick('fastInterval', defaults.fastIntervalMs),
     expectStatus: pick('expectStatus', defaults.expectStatus),
+    flapThreshold: pick('flapThreshold', defaults.flapThreshold),
+    flapWindowMs: pick('flapWindow', defaults.flapWindowMs),
+    holdDownMs: pick('holdDown', defaults.holdDownMs),
+    maxHoldDownMs: pick('maxHoldDown', defaults.maxHoldDownMs),
   };
 }
 
@@ -402,18 +431,23 @@ function probeIssues(
   // (the next starts `interval` after the last one ended), and the SPEC's own example sets a pool's
   // interval to 1s under the default 1s timeout. Longer is refused: a verdict would then describe
   // a round that outlived the period it reports on.
-  const timeout = inForce(parsed, layers, 'timeout');
-  const interval = inForce(parsed, layers, 'interval');
-  if (timeout !== REFUSED && interval !== REFUSED) {
-    const timeoutMs = (timeout.value as number | undefined) ?? defaults.timeoutMs;
-    const intervalMs = (interval.value as number | undefined) ?? defaults.intervalMs;
-    if (timeoutMs > intervalMs) {
+  // `shorter` must not be longer than `longer`, each from its layer or the default.
+  const notLonger = (shorter: 'timeout' | 'holdDown', longer: 'interval' | 'maxHoldDown') => {
+    const a = inForce(parsed, layers, shorter);
+    const b = inForce(parsed, layers, longer);
+    if (a === REFUSED || b === REFUSED) return;
+    const aMs = (a.value as number | undefined) ?? defaults[`${shorter}Ms`];
+    const bMs = (b.value as number | undefined) ?? defaults[`${longer}Ms`];
+    if (aMs > bMs) {
       issues.push({
-        path: blame('timeout', timeout, 'interval', interval),
-        message: `timeout (${formatDuration(timeoutMs)}) must not be longer than interval (${formatDuration(intervalMs)})`,
+        path: blame(shorter, a, longer, b),
+        message: `${shorter} (${formatDuration(aMs)}) must not be longer than ${longer} (${formatDuration(bMs)})`,
       });
     }
-  }
+  };
+  notLonger('timeout', 'interval');
+  // A first hold-down longer than the longest would make the maximum a lie.
+  notLonger('holdDown', 'maxHoldDown');
   return issues;
 }
 
@@ -641,6 +675,7 @@ const sidecarFields = z.strictObject({
     proxy: httpUrl('proxy').default(SIDECAR_DEFAULTS.proxy),
     ...probeFields,
     liveness: z.enum(['deep', 'attributed', 'shallow']).default(SIDECAR_DEFAULTS.liveness),
+    readiness: z.enum(['deep', 'attributed']).default(SIDECAR_DEFAULTS.readiness),
   }),
 });
 
@@ -654,6 +689,7 @@ export const sidecarConfigSchema = kindGuard('sidecar').pipe(
           proxy: raw.sidecar.proxy,
           probe: resolveProbe(parsedView(raw, []), [['sidecar']], SIDECAR_DEFAULTS.probe),
           liveness: raw.sidecar.liveness,
+          readiness: raw.sidecar.readiness,
         }),
     ),
 );

@@ -22,3 +22,28 @@ export function errorText(err: unknown): string {
 export function probeErrorReason(err: unknown): string {
   return `probe_error=${errorText(err)}`;
 }
+
+/**
+ * Errors of this process or host, not of the network or the peer: out of file descriptors, buffers,
+ * memory, local ports or addresses. A check that meets one has measured nothing about the proxy.
+ */
+const LOCAL_CODES = new Set([
+  'EMFILE',
+  'ENFILE',
+  'ENOBUFS',
+  'ENOMEM',
+  'EADDRNOTAVAIL',
+  'EADDRINUSE',
+  'EAGAIN',
+]);
+
+export function isLocalErrorCode(code: string | undefined): boolean {
+  return code !== undefined && LOCAL_CODES.has(code);
+}
+
+/** The reason of a check that could not be made for a local reason: `probe_error=local:EMFILE`. */
+export const LOCAL_ERROR_PREFIX = 'probe_error=local:';
+
+export function isLocalReason(reason: string): boolean {
+  return reason.startsWith(LOCAL_ERROR_PREFIX);
+}

@@ -3,11 +3,20 @@
 import type { PoolConfig, ServiceConfig } from '../config/schema.js';
 import { redactUrl } from '../redact.js';
 import { type AdminCarry, AdminControls } from './admin-controls.js';
+import { blame, type JudgedRound, outsideOutage, type PoolEvidence } from './attribution.js';
 import { type LookupAll, PoolAddresses } from './resolve.js';
 import { failedRound, RoundLoop } from './round-loop.js';
 import { type Selection, select } from './select.js';
 import type { HealthSnapshot, PoolSnapshot, ServiceSnapshot } from './snapshot.js';
-import { initialHealth, inTransition, next, nextDelayMs, type PoolHealth, type Transition } from './state.js';
+import {
+  type Excuse,
+  initialHealth,
+  inTransition,
+  next,
+  nextDelayMs,
+  type PoolHealth,
+  type Transition,
+} from './state.js';
 import type { RoundResult } from './verdict.js';
 
 /** One deep-check round of a pool. It should honour `signal`; the monitor does not rely on it. */
@@ -33,6 +42,13 @@ export interface TransitionEvent {
   readonly transition: Transition;
 }
 
+/** A pool's recovery refused because it flaps: a hold-down began, until `heldUntil`. */
+export interface FlapEvent {
+  readonly service: string;
+  readonly pool: string;
+  readonly heldUntil: number;
+}
+
 /** What a config reload hands from the old monitor to the new one. */
 export interface CarriedState {
   /** By `poolKey`: only a pool whose proxy and probe settings are unchanged keeps its health. */
@@ -53,6 +69,10 @@ export interface MonitorOptions {
   readonly onRound?: (event: RoundEvent) => void;
   /** Per state change, after it has been logged. */
   readonly onTransition?: (event: TransitionEvent) => void;
+  /** Per hold-down begun by flap damping. */
+  readonly onFlap?: (event: FlapEvent) => void;
+  /** Per round that failed for a local reason (EMFILE, ...) and so did not count. */
+  readonly onLocalError?: (event: RoundEvent) => void;
   readonly previous?: CarriedState;
   /** Host resolution for pools without `address`; node:dns lookup by default. */
   readonly lookup?: LookupAll;
@@ -85,6 +105,16 @@ interface Runner {
   readonly loop: RoundLoop<RoundResult>;
   /** The pool's part of the last view; undefined once its health or addresses changed since. */
   snapshot: PoolSnapshot | undefined;
+  /** The pool's last finished round, as the other pools of its service compare against it. */
+  evidence: PoolEvidence | undefined;
+  /** The pool's last round and who was blamed for it, for the service's outside-outage flag. */
+  judged: JudgedRound | undefined;
+  /** The last round failed for a local reason: one warning per burst, not per round. */
+  localBurst: boolean;
+  /** Epoch ms at which the first round of the pool's current run of failing rounds began. */
+  failingSince: number | undefined;
+  /** Its failing round is being judged: other pools must not wait for it (it is waiting for them). */
+  judging: boolean;
 }
 
 export class HealthMonitor {
@@ -97,6 +127,8 @@ export class HealthMonitor {
   readonly #runnersByService: Map<ServiceConfig, Runner[]>;
   /** Each service's part of the last view, reused by the next one while none of its pools changed. */
   readonly #serviceSnapshots = new Map<ServiceConfig, ServiceSnapshot>();
+  /** Services in an outside outage, so its start and end are logged once each. */
+  readonly #outages = new Set<ServiceConfig>();
   /** Operator controls: never a health transition; an `until` passing republishes the pool. */
   readonly #admin: AdminControls;
   #snapshot: HealthSnapshot;
@@ -143,6 +175,11 @@ export class HealthMonitor {
             now: this.#now,
           }),
           snapshot: undefined,
+          evidence: undefined,
+          judged: undefined,
+          localBurst: false,
+          failingSince: undefined,
+          judging: false,
           addresses: new PoolAddresses(pool, {
             lookup: options.lookup,
             refreshMs: options.resolveRefreshMs,
@@ -233,16 +270,34 @@ export class HealthMonitor {
   /** Applies a pool's round; returns the delay until its next one, none once stopped. */
   async #settle(runner: Runner, result: RoundResult): Promise<number | undefined> {
     const { pool, service } = runner;
+    // Recorded before anything is awaited: a pool this one asks for a confirming round must find
+    // this round already there, or the two would wait on each other.
+    runner.evidence = {
+      pool: pool.name,
+      at: result.at,
+      proxyAnswers: result.ok || result.proxyAnswers === true,
+      targets: result.targets,
+    };
     // The first verdict must not be published with no addresses to answer when resolution is merely
     // slower than the round; `ready` is bounded by the resolver's own timeout.
     await runner.addresses.ready;
+    const excuse = await this.#excuse(runner, result);
     if (this.#stopped) return undefined;
 
-    const step = next(runner.health, result, this.#now(), pool.probe);
+    const now = this.#now();
+    const step = next(runner.health, result, now, pool.probe, excuse);
     runner.health = step.health;
+    // By when the round was measured, not when it was judged: a judgement may wait for other pools.
+    runner.judged = {
+      at: result.at,
+      ok: result.ok,
+      ...(result.ok || excuse === 'local' ? {} : { party: excuse ?? 'proxy' }),
+    };
     this.#changed(runner);
     const where = { service: service.name, pool: pool.name };
-    safely(this.#options.logger, () => this.#options.onRound?.({ ...where, result, health: step.health }));
+    const event = { ...where, result, health: step.health };
+    safely(this.#options.logger, () => this.#options.onRound?.(event));
+    this.#noteLocal(runner, event, excuse === 'local');
     if (step.transition) {
       const { from, to, reason } = step.transition;
       this.#options.logger.info({ ...where, from, to, reason }, 'pool state changed');
@@ -250,8 +305,114 @@ export class HealthMonitor {
       this.#admin.recordTransition(service.name, pool.name, transition);
       safely(this.#options.logger, () => this.#options.onTransition?.({ ...where, transition }));
     }
-    this.#publish(step.transition !== undefined);
+    const heldUntil = step.health.flaps.heldUntil;
+    if (step.flapped && heldUntil !== undefined) {
+      this.#options.logger.warn(
+        {
+          ...where,
+          held_until: new Date(heldUntil).toISOString(),
+          changes: step.health.flaps.changes.length,
+        },
+        'pool is flapping: held down',
+      );
+      safely(this.#options.logger, () => this.#options.onFlap?.({ ...where, heldUntil }));
+    }
+    const outageChanged = this.#noteOutage(service);
+    this.#publish(step.transition !== undefined || step.flapped === true || outageChanged);
     return this.#delay(runner);
+  }
+
+  /**
+   * Whether a failing round is excused: `local` when this process could not make the check, and
+   * `outside` when no other pool of the service whose proxy answers passes what this one failed
+   * (attribution.ts). Only what the other pools saw since this pool started failing is evidence: a
+   * pass from before proves nothing about now (the outside may have gone down in between). A pool
+   * with a state to lose (healthy, or awaiting its first verdict) that has no such evidence from
+   * another pool has that pool probed at once. Once per run of failing rounds, so confirming adds at
+   * most one probe's latency to a failover; during a long outside outage the other pools' own rounds
+   * are evidence enough, and nothing more is probed.
+   */
+  async #excuse(runner: Runner, result: RoundResult): Promise<Excuse | undefined> {
+    if (result.ok) {
+      runner.failingSince = undefined;
+      return undefined;
+    }
+    runner.failingSince ??= result.at - result.latencyMs;
+    if (result.local) return 'local';
+    const evidence = runner.evidence;
+    if (result.proxyAnswers !== true || evidence === undefined) return undefined;
+    const freshSince = runner.failingSince;
+    const peers = (this.#runnersByService.get(runner.service) ?? []).filter((other) => other !== runner);
+    // A peer whose own failing round is being judged is waiting for this one: its round is as fresh
+    // as evidence gets, and waiting for another of its rounds would deadlock the two.
+    const others = () =>
+      peers.map((other) => ({
+        pool: other.pool.name,
+        evidence:
+          other.judging && other.evidence
+            ? { ...other.evidence, at: Number.POSITIVE_INFINITY }
+            : other.evidence,
+      }));
+    const atStake = runner.health.state !== 'unhealthy';
+    let verdict = blame(evidence, others(), freshSince, !atStake);
+    if (verdict.party === 'confirm') {
+      const asked = new Set(verdict.pools);
+      runner.judging = true;
+      try {
+        const rounds = peers
+          .filter((other) => asked.has(other.pool.name))
+          .map((other) => other.loop.runNow());
+        // Settled by the first pass of a failed target through another pool, or once all have answered.
+        await new Promise<void>((resolve) => {
+          let left = rounds.length;
+          const heard = () => {
+            left -= 1;
+            if (left <= 0 || blame(evidence, others(), freshSince, true).party === 'proxy') resolve();
+          };
+          for (const round of rounds) round.then(heard, heard);
+        });
+      } finally {
+        runner.judging = false;
+      }
+      verdict = blame(evidence, others(), freshSince, true);
+    }
+    return verdict.party === 'outside' ? 'outside' : undefined;
+  }
+
+  /** One warning when a pool's rounds start failing for local reasons, one line when they stop. */
+  #noteLocal(runner: Runner, event: RoundEvent, local: boolean): void {
+    const where = { service: event.service, pool: event.pool };
+    if (local) {
+      safely(this.#options.logger, () => this.#options.onLocalError?.(event));
+      if (!runner.localBurst) {
+        this.#options.logger.warn(
+          { ...where, reason: event.result.reason },
+          'probe failed for a local reason (not counted against the pool)',
+        );
+      }
+    } else if (runner.localBurst) {
+      this.#options.logger.info(where, 'probes no longer fail for local reasons');
+    }
+    runner.localBurst = local;
+  }
+
+  /** Logs the start and the end of a service's outside outage; true when it changed. */
+  #noteOutage(service: ServiceConfig): boolean {
+    const runners = this.#runnersByService.get(service) ?? [];
+    const now = outsideOutage(runners.map((runner) => runner.judged));
+    if (now === this.#outages.has(service)) return false;
+    if (now) this.#outages.add(service);
+    else this.#outages.delete(service);
+    const reasons = runners.map(
+      (runner) => `${runner.pool.name}: ${runner.health.lastRound?.reason ?? 'pending'}`,
+    );
+    this.#options.logger.warn(
+      { service: service.name, reasons },
+      now
+        ? 'outside outage: every pool whose proxy answers fails the same targets; the answer stays'
+        : 'outside outage over',
+    );
+    return true;
   }
 
   #delay(runner: Runner): number {
@@ -314,7 +475,14 @@ export class HealthMonitor {
       // `since` moves only with mode or pool), which is why an unchanged service can be reused.
       const selection = select(pools, service.onAllDown, this.#selections.get(service.name), now);
       this.#selections.set(service.name, selection);
-      const built = deepFreeze({ name: service.name, onAllDown: service.onAllDown, selection, pools });
+      const outage = this.#outages.has(service) ? ({ outage: 'outside' } as const) : {};
+      const built = deepFreeze({
+        name: service.name,
+        onAllDown: service.onAllDown,
+        selection,
+        pools,
+        ...outage,
+      });
       this.#serviceSnapshots.set(service, built);
       return built;
     });

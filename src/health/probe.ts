@@ -24,7 +24,7 @@ import { createSecureContext, rootCertificates, type SecureContext, connect as t
 import { formatDuration } from '../config/duration.js';
 import type { StatusRange } from '../config/schema.js';
 import { bareHost } from '../url.js';
-import { errorCode } from './error-reason.js';
+import { errorCode, isLocalErrorCode, LOCAL_ERROR_PREFIX } from './error-reason.js';
 import { type RoundResult, roundVerdict, type TargetResult } from './verdict.js';
 
 export interface ProbeRoundOptions {
@@ -58,6 +58,25 @@ export async function probeRound(options: ProbeRoundOptions): Promise<RoundResul
   } finally {
     round.dispose();
   }
+}
+
+/**
+ * The DNS server's round of a pool: the deep check, and beside it the shallow one, so that a failing
+ * round also says whether the proxy itself answers. A target's status line is such an answer (an
+ * error page is the proxy's own); when every target timed out or failed before one, the shallow
+ * check tells a hung or dead proxy from a proxy waiting on an outside site that does not answer.
+ * Running both at once costs one small request per round and no time: a hung proxy is judged
+ * within the same `timeout`.
+ */
+export async function deepRound(
+  options: ProbeRoundOptions & { readonly proxy: string },
+): Promise<RoundResult> {
+  const [round, shallow] = await Promise.all([
+    probeRound(options),
+    answersHttp(options.proxy, options.timeoutMs),
+  ]);
+  const proxyAnswers = shallow.ok || round.targets.some((target) => target.status !== undefined);
+  return { ...round, proxyAnswers };
 }
 
 /** The shallow check: a TCP connection to the proxy and any HTTP status line within timeoutMs. */
@@ -396,6 +415,8 @@ const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|
 /** A stable, short reason for an error; never its message, which may carry a URL. */
 function errorReason(err: unknown, phase: Phase): string {
   const code = errorCode(err);
+  // Out of descriptors, buffers or ports here: nothing was learnt about the proxy or the target.
+  if (isLocalErrorCode(code)) return `${LOCAL_ERROR_PREFIX}${code}`;
   if (code === 'ECONNREFUSED') return 'connection_refused';
   // node:http: the peer closed the connection (a FIN, not a reset) before a complete response;
   // "socket hang up" before the headers, "aborted" during the body. Neither has a syscall.

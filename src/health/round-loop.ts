@@ -51,6 +51,23 @@ export class RoundLoop<T> {
     this.#schedule(delayMs);
   }
 
+  /**
+   * Runs a round now, unless one is in flight; resolves once that round has been settled. For a
+   * caller that must hear from this check before it can decide (attribution across pools): the
+   * regular schedule then continues from this round's end, so the check is not probed twice.
+   */
+  runNow(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    if (this.#inFlight) return this.#inFlight;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const inFlight = this.#round().finally(() => {
+      if (this.#inFlight === inFlight) this.#inFlight = undefined;
+    });
+    this.#inFlight = inFlight;
+    return inFlight;
+  }
+
   /** Clears the timer and aborts the round in flight; resolves once no round is running. */
   async stop(): Promise<void> {
     this.#stopped = true;
@@ -64,9 +81,10 @@ export class RoundLoop<T> {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.#inFlight = this.#round().finally(() => {
-        this.#inFlight = undefined;
+      const inFlight = this.#round().finally(() => {
+        if (this.#inFlight === inFlight) this.#inFlight = undefined;
       });
+      this.#inFlight = inFlight;
     }, delayMs);
   }
 

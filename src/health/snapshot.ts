@@ -34,6 +34,11 @@ export interface ServiceSnapshot {
   readonly selection: Selection;
   /** In priority order. */
   readonly pools: readonly PoolSnapshot[];
+  /**
+   * Set while every pool whose proxy answers fails the same targets: the outside is at fault, and
+   * no pool's state moves for it (attribution.ts).
+   */
+  readonly outage?: 'outside';
 }
 
 export interface HealthSnapshot {

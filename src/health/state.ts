@@ -1,10 +1,17 @@
 // Pure: the rise/fall machine of one pool. next(health, round, now, thresholds) -> health + transition.
 // The clock is an argument so the machine is table-testable and replayable; nothing here reads time.
 import type { ProbeSettings } from '../config/schema.js';
+import { type FlapHistory, type FlapSettings, mayRise, NO_FLAPS, recordChange } from './damping.js';
 import type { RoundResult } from './verdict.js';
 
 export type HealthState = 'unknown' | 'healthy' | 'unhealthy';
 export const HEALTH_STATES: readonly HealthState[] = ['unknown', 'healthy', 'unhealthy'];
+
+/**
+ * Why a failing round is not held against the pool: `outside`, every pool whose proxy answers fails
+ * the same targets (attribution.ts); `local`, this process could not make the check (EMFILE, ...).
+ */
+export type Excuse = 'outside' | 'local';
 
 export interface LastRound {
   readonly ok: boolean;
@@ -12,6 +19,8 @@ export interface LastRound {
   /** Epoch ms at which the round's result was applied. */
   readonly at: number;
   readonly latencyMs: number;
+  /** Set on a failing round that did not count as a failure. */
+  readonly excused?: Excuse;
 }
 
 export interface LastFailure {
@@ -41,13 +50,31 @@ export interface PoolHealth {
   readonly lastTransition: Transition | undefined;
   /** State changes so far, the first verdict (from `unknown`) included. */
   readonly transitions: number;
+  /** Recent changes and hold-downs, for flap damping; `heldUntil` set while the pool is held down. */
+  readonly flaps: FlapHistory;
 }
 
-export type Thresholds = Pick<ProbeSettings, 'rise' | 'fall'>;
+/** rise/fall, and flap damping where the settings turn it on (flapThreshold > 0). */
+export type Thresholds = Pick<ProbeSettings, 'rise' | 'fall'> & Partial<FlapSettings>;
 
 export interface Step {
   readonly health: PoolHealth;
   readonly transition?: Transition;
+  /** This round's recovery was refused and a new hold-down began: the pool is flapping. */
+  readonly flapped?: boolean;
+}
+
+function dampingOf(thresholds: Thresholds): FlapSettings | undefined {
+  const { flapThreshold, flapWindowMs, holdDownMs, maxHoldDownMs } = thresholds;
+  if (
+    !flapThreshold ||
+    flapWindowMs === undefined ||
+    holdDownMs === undefined ||
+    maxHoldDownMs === undefined
+  ) {
+    return undefined;
+  }
+  return { flapThreshold, flapWindowMs, holdDownMs, maxHoldDownMs };
 }
 
 export function initialHealth(now: number): PoolHealth {
@@ -60,6 +87,7 @@ export function initialHealth(now: number): PoolHealth {
     lastFailure: undefined,
     lastTransition: undefined,
     transitions: 0,
+    flaps: NO_FLAPS,
   };
 }
 
@@ -67,25 +95,65 @@ export function initialHealth(now: number): PoolHealth {
  * Applies one round. The first round decides at once: waiting for `rise` rounds at start-up would
  * keep every service answering SERVFAIL for rise x interval. After that, `rise` consecutive passes
  * turn an unhealthy pool healthy and `fall` consecutive failures turn a healthy pool unhealthy.
+ *
+ * An excused failure (`excuse`) leaves the counts as they were: it is recorded and shown, never held
+ * against the pool. A first round excused as `outside` is a healthy verdict (the proxy answers; the
+ * outside site is what fails); one excused as `local` is no verdict at all.
+ *
+ * With damping on, a pool that has flapped is not let back up while it is held down (damping.ts);
+ * it is always let down at once.
  */
-export function next(health: PoolHealth, round: RoundResult, now: number, thresholds: Thresholds): Step {
+export function next(
+  health: PoolHealth,
+  round: RoundResult,
+  now: number,
+  thresholds: Thresholds,
+  excuse?: Excuse,
+): Step {
+  const excused = round.ok ? undefined : excuse;
+  const lastRound: LastRound = {
+    ok: round.ok,
+    reason: round.reason,
+    at: now,
+    latencyMs: round.latencyMs,
+    ...(excused ? { excused } : {}),
+  };
+  if (excused) {
+    const lastFailure = excused === 'outside' ? { reason: round.reason, at: now } : health.lastFailure;
+    const stepped = { ...health, lastRound, lastFailure };
+    if (health.state !== 'unknown' || excused === 'local') return { health: stepped };
+    return changeTo(stepped, 'healthy', `outage=outside ${round.reason}`, now);
+  }
+
   const passes = round.ok ? health.passes + 1 : 0;
   const failures = round.ok ? 0 : health.failures + 1;
-  const lastRound: LastRound = { ok: round.ok, reason: round.reason, at: now, latencyMs: round.latencyMs };
   const lastFailure = round.ok ? health.lastFailure : { reason: round.reason, at: now };
+  const damping = dampingOf(thresholds);
+  let flaps = health.flaps;
+  let flapped = false;
 
   let to: HealthState = health.state;
   if (health.state === 'unknown') to = round.ok ? 'healthy' : 'unhealthy';
-  else if (health.state === 'healthy' && failures >= thresholds.fall) to = 'unhealthy';
-  else if (health.state === 'unhealthy' && passes >= thresholds.rise) to = 'healthy';
+  else if (health.state === 'healthy' && failures >= thresholds.fall) {
+    to = 'unhealthy';
+    if (damping) flaps = recordChange(flaps, now, damping);
+  } else if (health.state === 'unhealthy' && passes >= thresholds.rise) {
+    const decision = damping ? mayRise(flaps, now, damping) : undefined;
+    if (decision) flaps = decision.history;
+    if (!decision || decision.allowed) to = 'healthy';
+    else flapped = decision.imposed;
+  }
 
-  const stepped = { ...health, passes, failures, lastRound, lastFailure };
-  if (to === health.state) return { health: stepped };
+  const stepped = { ...health, passes, failures, lastRound, lastFailure, flaps };
+  if (to === health.state) return flapped ? { health: stepped, flapped } : { health: stepped };
+  return changeTo(stepped, to, round.reason, now);
+}
 
-  const transition: Transition = { from: health.state, to, reason: round.reason, at: now };
+function changeTo(health: PoolHealth, to: HealthState, reason: string, now: number): Step {
+  const transition: Transition = { from: health.state, to, reason, at: now };
   return {
     health: {
-      ...stepped,
+      ...health,
       state: to,
       since: now,
       lastTransition: transition,

@@ -12,8 +12,9 @@ const ELLIPSIS = '...';
 
 /**
  * `pool=primary state=healthy selected=yes since=2026-11-25T10:00:00Z reason=ok`, then
- * `last_failure="..." last_failure_at=...` once a round has failed, and `mode=...` while the service
- * is not answering a healthy pool. Reasons are shortened so each string fits in 255 bytes; the
+ * `last_failure="..." last_failure_at=...` once a round has failed, `mode=...` while the service
+ * is not answering a healthy pool, `outage=outside` while the outside is at fault (the answer stays),
+ * and `held_until=... reason=flapping` while flap damping holds the pool down. Reasons are shortened so each string fits in 255 bytes; the
  * fixed fields never are.
  */
 export function statusStrings(service: ServiceSnapshot): string[] {
@@ -27,7 +28,12 @@ export function statusStrings(service: ServiceSnapshot): string[] {
       `since=${isoSeconds(pool.since)}`,
     ];
     if (selection.mode !== 'healthy') head.push(`mode=${selection.mode}`);
-    const reason = pool.lastRound ? clean(pool.lastRound.reason) : 'pending';
+    if (service.outage) head.push(`outage=${service.outage}`);
+    const heldUntil = pool.flaps.heldUntil;
+    if (heldUntil !== undefined) head.push(`held_until=${isoSeconds(heldUntil)}`);
+    // A held-down pool may pass every round: what keeps it out is the damping, so that is the reason.
+    const reason =
+      heldUntil !== undefined ? 'flapping' : pool.lastRound ? clean(pool.lastRound.reason) : 'pending';
     // While the pool is failing, the last failure is the current reason: saying it twice would
     // only halve the 255 bytes each gets.
     const history =

@@ -1,4 +1,5 @@
 // Pure: the results of one probe round's targets -> pass or fail, with the reason an operator reads.
+import { isLocalReason } from './error-reason.js';
 
 /** One target fetched through the proxy (or directly, for attribution). */
 export interface TargetResult {
@@ -15,6 +16,16 @@ export interface RoundResult {
   readonly ok: boolean;
   readonly reason: string;
   readonly targets: readonly TargetResult[];
+  /**
+   * A failing round that would have passed but for errors of this process (out of file
+   * descriptors, say): it says nothing about the proxy and must not count against it.
+   */
+  readonly local?: boolean;
+  /**
+   * Through a proxy: whether the proxy itself answered HTTP in this round (a status line of its
+   * own, error pages included, or its shallow check); undefined where nobody asked.
+   */
+  readonly proxyAnswers?: boolean;
   /** Wall time of the round. */
   readonly latencyMs: number;
   /** Epoch ms at which the round finished. */
@@ -36,5 +47,7 @@ export function roundVerdict(
     const detail = firstFailure ? `${firstFailure.reason} target=${firstFailure.target}` : 'no targets';
     reason = targets.length > 1 ? `${detail} passed=${passed}/${targets.length} quorum=${quorum}` : detail;
   }
-  return { ok, reason, targets, latencyMs, at };
+  // Were the targets that failed locally to pass, would the round have passed?
+  const local = !ok && passed + targets.filter((t) => !t.ok && isLocalReason(t.reason)).length >= quorum;
+  return { ok, reason, targets, latencyMs, at, ...(local ? { local } : {}) };
 }

@@ -59,6 +59,8 @@ export interface DnsProcessOptions {
   readonly args?: readonly string[];
   /** Start-up deadline (DNS answering and /livez 200); default 15 s. */
   readonly startTimeoutMs?: number;
+  /** A command that runs the server, e.g. ['prlimit', '--nofile=1024:1024'] (it must exec it: same pid). */
+  readonly wrapper?: readonly string[];
 }
 
 export interface DnsProcess {
@@ -92,6 +94,8 @@ export interface StatusJson {
     readonly mode: string;
     readonly selected: string | null;
     readonly addresses: readonly string[];
+    /** "outside" while every pool whose proxy answers fails the same targets. */
+    readonly outage: 'outside' | null;
     readonly pools: readonly {
       readonly name: string;
       readonly proxy: string;
@@ -100,7 +104,15 @@ export interface StatusJson {
       readonly passes: number;
       readonly failures: number;
       /** `at` and `since` fields are ISO 8601 strings. */
-      readonly lastRound?: { ok: boolean; reason: string; at: string; latency_ms: number };
+      readonly lastRound?: {
+        ok: boolean;
+        reason: string;
+        at: string;
+        latency_ms: number;
+        excused: 'outside' | 'local' | null;
+      };
+      /** Set while flap damping holds the pool down. */
+      readonly heldDownUntil: string | null;
       readonly lastFailure?: { reason: string; at: string };
       readonly lastTransition?: { from: string; to: string; reason: string; at: string };
       readonly transitions: number;
@@ -128,9 +140,10 @@ export async function startDnsServer(
   // JSON is valid YAML, and leaves no doubt about quoting.
   await writeFile(configPath, `${JSON.stringify(full, null, 2)}\n`);
 
+  const [command, ...wrapperArgs] = [...(options.wrapper ?? []), process.execPath];
   const proc = spawnGroup(
-    process.execPath,
-    [BINARY, 'dns', '--config', configPath, ...(options.args ?? [])],
+    command as string,
+    [...wrapperArgs, BINARY, 'dns', '--config', configPath, ...(options.args ?? [])],
     {
       cwd: ROOT,
       env: { ...process.env, ...options.env },

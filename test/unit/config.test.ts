@@ -92,6 +92,10 @@ describe('defaults', () => {
                 fall: 2,
                 fastIntervalMs: 200,
                 expectStatus: [{ min: 200, max: 399 }],
+                flapThreshold: 4,
+                flapWindowMs: 600_000,
+                holdDownMs: 60_000,
+                maxHoldDownMs: 600_000,
               },
             },
           ],
@@ -115,8 +119,13 @@ describe('defaults', () => {
         fall: 3,
         fastIntervalMs: 500,
         expectStatus: [{ min: 200, max: 399 }],
+        flapThreshold: 0,
+        flapWindowMs: 600_000,
+        holdDownMs: 60_000,
+        maxHoldDownMs: 600_000,
       },
       liveness: 'deep',
+      readiness: 'deep',
     });
   });
 

@@ -21,6 +21,10 @@ const probe: ProbeSettings = {
   fall: 2,
   fastIntervalMs: 100,
   expectStatus: [{ min: 200, max: 399 }],
+  flapThreshold: 0,
+  flapWindowMs: 600_000,
+  holdDownMs: 60_000,
+  maxHoldDownMs: 600_000,
 };
 
 function poolConfig(name: string, over: Partial<PoolConfig> = {}): PoolConfig {

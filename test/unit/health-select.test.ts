@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AdminState, OnAllDown } from '../../src/config/schema.js';
+import { NO_FLAPS } from '../../src/health/damping.js';
 import { isAnswered, type SelectablePool, type Selection, select } from '../../src/health/select.js';
 import type { PoolSnapshot, ServiceSnapshot } from '../../src/health/snapshot.js';
 import type { HealthState } from '../../src/health/state.js';
@@ -309,6 +310,7 @@ describe('statusStrings', () => {
       lastFailure: undefined,
       lastTransition: undefined,
       transitions: 1,
+      flaps: NO_FLAPS,
       ...over,
     };
   }

@@ -166,3 +166,100 @@ describe('next, properties', () => {
     );
   });
 });
+
+describe('next, excused failures (outside outage, local errors)', () => {
+  const t = { rise: 2, fall: 2 };
+  const healthy = () => next(initialHealth(T0), round(true), T0, t).health;
+
+  it('an outside failure never counts: a healthy pool stays healthy through any number of them', () => {
+    let health = healthy();
+    for (let i = 1; i <= 10; i++) {
+      const step = next(
+        health,
+        round(false, 'status=500 target=http://site.test/'),
+        T0 + i * 1_000,
+        t,
+        'outside',
+      );
+      expect(step.transition).toBeUndefined();
+      health = step.health;
+    }
+    expect(health).toMatchObject({ state: 'healthy', failures: 0, transitions: 1 });
+    expect(health.lastRound).toMatchObject({ ok: false, excused: 'outside' });
+    // The outside failure is still the last failure an operator sees.
+    expect(health.lastFailure?.reason).toBe('status=500 target=http://site.test/');
+  });
+
+  it('an excused round neither resets nor adds to the counts it interrupts', () => {
+    const h = healthy();
+    const once = next(h, round(false), T0 + 1_000, t).health;
+    const excused = next(once, round(false), T0 + 2_000, t, 'outside').health;
+    expect(excused.failures).toBe(1);
+    const fell = next(excused, round(false), T0 + 3_000, t);
+    expect(fell.health.state).toBe('unhealthy');
+  });
+
+  it('a first round excused as outside is a healthy verdict; one excused as local is none', () => {
+    const outside = next(initialHealth(T0), round(false, 'status=500'), T0, t, 'outside');
+    expect(outside.health.state).toBe('healthy');
+    expect(outside.transition?.reason).toBe('outage=outside status=500');
+    const local = next(initialHealth(T0), round(false, 'probe_error=local:EMFILE'), T0, t, 'local');
+    expect(local.health.state).toBe('unknown');
+    expect(local.transition).toBeUndefined();
+  });
+
+  it('a local failure leaves the last failure as it was: the proxy did not fail', () => {
+    const step = next(healthy(), round(false, 'probe_error=local:EMFILE'), T0 + 1_000, t, 'local');
+    expect(step.health.lastFailure).toBeUndefined();
+    expect(step.health.lastRound).toMatchObject({ excused: 'local', reason: 'probe_error=local:EMFILE' });
+  });
+
+  it('a passing round is never marked excused', () => {
+    expect(next(healthy(), round(true), T0 + 1_000, t, 'outside').health.lastRound?.excused).toBeUndefined();
+  });
+});
+
+describe('next, flap damping', () => {
+  const damped = {
+    rise: 1,
+    fall: 1,
+    flapThreshold: 2,
+    flapWindowMs: 60_000,
+    holdDownMs: 10_000,
+    maxHoldDownMs: 40_000,
+  };
+
+  it('holds a flapping pool down, lets it fall at once, and lets it up when the hold-down ends', () => {
+    // +: pass, -: fail, one second apart, rise = fall = 1
+    let health = initialHealth(T0);
+    const trace: string[] = [];
+    let flapped = 0;
+    '+-+-+++'.split('').forEach((c, i) => {
+      const step = next(health, round(c === '+'), T0 + i * 1_000, damped);
+      health = step.health;
+      if (step.flapped) flapped++;
+      trace.push(health.state[0] as string);
+    });
+    // changes: h->u (1), u->h (2), h->u (3); the next rise would be a 4th > 2: held for 10 s
+    expect(trace.join('')).toBe('huhuuuu');
+    expect(flapped).toBe(1);
+    expect(health.flaps.heldUntil).toBe(T0 + 4_000 + 10_000);
+    const released = next(health, round(true), T0 + 14_000, damped);
+    expect(released.health.state).toBe('healthy');
+    expect(released.health.flaps.heldUntil).toBeUndefined();
+  });
+
+  it('never delays a fall, not even of a pool that is flapping', () => {
+    let health = next(initialHealth(T0), round(true), T0, damped).health;
+    for (let i = 1; i <= 8; i++) {
+      const ok = i % 2 === 0;
+      health = next(health, round(ok), T0 + i * 1_000, damped).health;
+      if (!ok) expect(health.state).toBe('unhealthy');
+    }
+  });
+
+  it('is off without the settings (the sidecar default) or with flapThreshold 0', () => {
+    expect(states('+-+-+-+-', { rise: 1, fall: 1 })).toBe('huhuhuhu');
+    expect(states('+-+-+-+-', { ...damped, flapThreshold: 0 })).toBe('huhuhuhu');
+  });
+});

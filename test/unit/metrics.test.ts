@@ -1,7 +1,8 @@
 // The `dns` command's metrics, read back as Prometheus text: the series an operator alerts on.
 import { describe, expect, it } from 'vitest';
-import type { HealthSnapshot } from '../../src/health/snapshot.js';
 import { createDnsMetrics } from '../../src/commands/dns/metrics.js';
+import { NO_FLAPS } from '../../src/health/damping.js';
+import type { HealthSnapshot } from '../../src/health/snapshot.js';
 
 const T = Date.UTC(2026, 10, 25, 10);
 
@@ -21,6 +22,7 @@ function snapshot(selected: string | undefined, mode: 'healthy' | 'all-down-all'
     lastFailure: undefined,
     lastTransition: undefined,
     transitions: 1,
+    flaps: NO_FLAPS,
   });
   return {
     at: T,

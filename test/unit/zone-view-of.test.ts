@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { nextZoneView } from '../../src/commands/dns/zone-view-of.js';
 import { type DnsConfig, dnsConfigSchema } from '../../src/config/schema.js';
+import { NO_FLAPS } from '../../src/health/damping.js';
 import type { HealthSnapshot, PoolSnapshot, ServiceSnapshot } from '../../src/health/snapshot.js';
 
 const T = Date.UTC(2026, 10, 25, 10);
@@ -34,6 +35,7 @@ function pool(name: string, addresses: readonly string[], reason = 'ok'): PoolSn
     lastFailure: undefined,
     lastTransition: undefined,
     transitions: 1,
+    flaps: NO_FLAPS,
   };
 }
 

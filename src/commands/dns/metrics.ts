@@ -5,7 +5,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { ADMIN_STATES } from '../../config/schema.js';
 import type { Outcome, Transport } from '../../dns/responder.js';
-import type { RoundEvent, TransitionEvent } from '../../health/monitor.js';
+import type { FlapEvent, RoundEvent, TransitionEvent } from '../../health/monitor.js';
 import { isAnswered } from '../../health/select.js';
 import type { HealthSnapshot } from '../../health/snapshot.js';
 import { HEALTH_STATES, type HealthState } from '../../health/state.js';
@@ -44,6 +44,8 @@ export interface DnsMetrics {
   readonly registry: Registry;
   onRound(event: RoundEvent): void;
   onTransition(event: TransitionEvent): void;
+  onFlap(event: FlapEvent): void;
+  onLocalError(event: RoundEvent): void;
   onDnsOutcome(outcome: Outcome, transport: Transport): void;
   /** Config reloads, by result. */
   onReload(ok: boolean): void;
@@ -163,6 +165,45 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
             this.inc({ service: service.name, pool: pool.name, from, to }, 0);
     },
   });
+  new Gauge({
+    name: 'egress_outside_outage',
+    help: '1 while every pool whose proxy answers fails the same targets: the outside is at fault, the answer stays.',
+    labelNames: ['service'] as const,
+    registers: [registry],
+    collect: fromSnapshot(function (this: Gauge, snapshot) {
+      for (const service of snapshot.services) this.set({ service: service.name }, service.outage ? 1 : 0);
+    }),
+  });
+  new Gauge({
+    name: 'egress_pool_held_down',
+    help: '1 while flap damping keeps the pool from being answered again (reason flapping).',
+    labelNames: ['service', 'pool'] as const,
+    registers: [registry],
+    collect: fromSnapshot(function (this: Gauge, snapshot) {
+      for (const { name, pools } of snapshot.services)
+        for (const pool of pools) this.set({ service: name, pool: pool.name }, pool.flaps.heldUntil ? 1 : 0);
+    }),
+  });
+  // Exported from 0 for every pool, for the same reason as the transitions.
+  const perPoolFromZero = (name: string, help: string) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['service', 'pool'] as const,
+      registers: [registry],
+      collect() {
+        for (const service of options.snapshot?.().services ?? [])
+          for (const pool of service.pools) this.inc({ service: service.name, pool: pool.name }, 0);
+      },
+    });
+  const flaps = perPoolFromZero(
+    'egress_pool_flaps_total',
+    'Hold-downs begun by flap damping: the pool changed state too often and its recovery was held.',
+  );
+  const localErrors = perPoolFromZero(
+    'egress_probe_local_errors_total',
+    'Rounds that failed for a reason of this process (EMFILE, ENOBUFS, ...): not counted against the pool.',
+  );
   const onReload = reloadCounter(registry);
 
   // transport/qtype/rcode -> count; qtypes we do not name are folded into OTHER to bound cardinality.
@@ -196,6 +237,12 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     },
     onTransition({ service, pool, transition }) {
       transitions.inc({ service, pool, from: transition.from, to: transition.to });
+    },
+    onFlap({ service, pool }) {
+      flaps.inc({ service, pool });
+    },
+    onLocalError({ service, pool }) {
+      localErrors.inc({ service, pool });
     },
     onDnsOutcome(outcome, transport) {
       const qtype = outcome.qtype === undefined ? NO_QTYPE : (QTYPE_INDEX[outcome.qtype] ?? OTHER_QTYPE);

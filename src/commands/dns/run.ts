@@ -8,7 +8,7 @@ import { Responder } from '../../dns/responder.js';
 import { DnsServer } from '../../dns/server.js';
 import { bindError, formatAddress } from '../../errors.js';
 import { type CarriedState, HealthMonitor, type RunRound } from '../../health/monitor.js';
-import { probeRound } from '../../health/probe.js';
+import { deepRound } from '../../health/probe.js';
 import type { HealthSnapshot } from '../../health/snapshot.js';
 import { metricsReply } from '../../http/reply.js';
 import { dnsRoute } from '../../http/routes.js';
@@ -26,7 +26,7 @@ export interface RunningDns {
 }
 
 const runRound: RunRound = (pool, signal) =>
-  probeRound({
+  deepRound({
     proxy: pool.proxy,
     targets: pool.probe.targets,
     quorum: pool.probe.quorum,
@@ -72,6 +72,8 @@ export async function runDns(
       logger: healthLog,
       onRound: metrics.onRound,
       onTransition: metrics.onTransition,
+      onFlap: metrics.onFlap,
+      onLocalError: metrics.onLocalError,
       ...(previous ? { previous } : {}),
     });
     // A stopped monitor may still settle a round: only the monitor in force publishes. Snapshots
