@@ -13,7 +13,7 @@ import { redactUrl } from './redact.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
-/** SIGTERM/SIGINT must end the process within 5 s (SPEC); this leaves a margin. */
+/** SIGTERM/SIGINT must end the process within 5 s (README, "Operations"); this leaves a margin. */
 const SHUTDOWN_DEADLINE_MS = 4_500;
 
 type Out = (line: string) => void;
