@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { parseConfigText } from '../../src/config/load.js';
 import { type DnsConfig, dnsConfigSchema } from '../../src/config/schema.js';
 
@@ -44,7 +45,23 @@ describe.each([
   });
 });
 
+/** A parsed block's keys as the file writes them: intervalMs is `interval`. */
+const fileKeys = (parsed: object) =>
+  Object.keys(parsed)
+    .map((key) => key.replace(/Ms$/, ''))
+    .sort();
+const blockKeys = (block: string, section: string) =>
+  Object.keys((parseYaml(block) as Record<string, object>)[section] ?? {}).sort();
+
 describe('the defaults the configuration blocks list', () => {
+  it('name every key the schema has', () => {
+    const dns = configBlocks('src/dns/README.md')[0] as string;
+    expect(blockKeys(dns, 'dns')).toEqual(fileKeys(minimal.dns));
+    expect(blockKeys(dns, 'http')).toEqual(fileKeys(minimal.http));
+    const health = configBlocks('src/health/README.md')[0] as string;
+    expect(blockKeys(health, 'probe')).toEqual(fileKeys(minimal.services[0]?.pools[0]?.probe ?? {}));
+  });
+
   it('src/dns/README.md: dns and http', () => {
     const shown = parse(configBlocks('src/dns/README.md')[0] as string);
     expect({ dns: shown.dns, http: shown.http }).toEqual({ dns: minimal.dns, http: minimal.http });
