@@ -198,7 +198,8 @@ function table(config: BenchConfig, samples: readonly Sample[]): string {
     const cells = FAULTS.map((fault) => {
       const of = samples.filter((s) => s.config === config.name && s.fault === fault.name && s.kind === kind);
       if (of.length === 0) return '—';
-      const bound = `≤ ${seconds(boundMs(config, fault, kind))}`;
+      // A bound rounds up: 8.45 s shows as 8.5, never 8.4.
+      const bound = `≤ ${(Math.ceil(boundMs(config, fault, kind) / 100) / 10).toFixed(1)}`;
       if (of.every((s) => s.keptRequests !== undefined)) {
         const after = of.map((s) => s.afterCloseMs).filter((v): v is number => v !== null);
         return `kept; ${seconds(median(after))} after it closes`;
