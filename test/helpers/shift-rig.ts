@@ -13,7 +13,6 @@
 // Addresses: origin 127.0.0.80:80 (origin.test), TLS origin 127.0.0.83:443 (tls.origin.test),
 // squids 127.0.0.81 (primary) and 127.0.0.82 (secondary) on :3128, whose pools' `address` is the
 // squid's own, so the DNS answer IS the proxy to use; our server and Unbound on 127.0.0.1.
-import { PROBE_DEFAULTS } from '../../src/config/schema.js';
 import {
   type Attempt,
   type Client,
@@ -158,11 +157,11 @@ export function connectionLifetimeMs(squidConf: string): number {
 }
 
 /**
- * The rig fails the same pool again and again on purpose: flap damping, where the server has it,
- * would hold the primary's recovery for a minute and more, and the next fault would wait for it.
- * Damping never delays a failover, which is what the rig measures.
+ * The rig fails the same pool again and again on purpose: flap damping would hold the primary's
+ * recovery for a minute and more, and the next fault would wait for it. Damping never delays a
+ * failover, which is what the rig measures.
  */
-const NO_DAMPING: Record<string, number> = 'flapThreshold' in PROBE_DEFAULTS ? { flapThreshold: 0 } : {};
+const NO_DAMPING = { flapThreshold: 0 } as const;
 
 export async function startShiftRig(options: ShiftRigOptions): Promise<ShiftRig> {
   const drop = options.dropDirectives ?? [];
