@@ -40,7 +40,16 @@ const POLL_MS = 50;
 const PRIMARY = '10.0.0.1';
 const SECONDARY = '10.0.0.2';
 
-const PROBE = { interval: '500ms', timeout: '400ms', fall: 2, rise: 2, fastInterval: '200ms' } as const;
+// Damping off: the bench fails and restores the primary over and over on purpose, and measures
+// rise/fall, which a held-down recovery would hide.
+const PROBE = {
+  interval: '500ms',
+  timeout: '400ms',
+  fall: 2,
+  rise: 2,
+  fastInterval: '200ms',
+  flapThreshold: 0,
+} as const;
 
 interface Fault {
   readonly name: 'kill' | 'hang' | 'no-egress';

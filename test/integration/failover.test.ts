@@ -64,6 +64,8 @@ function config(hangPort: number) {
       fall: FALL,
       rise: RISE,
       fastInterval: `${FAST_INTERVAL_MS}ms`,
+      // These services test rise and fall themselves; `damped` below tests damping.
+      flapThreshold: 0,
     },
     services: [
       {
@@ -97,7 +99,34 @@ function config(hangPort: number) {
       },
       {
         name: 'tls',
-        pools: [pool('a', '127.0.0.12', '10.3.0.1', { probe: { targets: ['https://tls.origin.test/'] } })],
+        pools: [
+          pool('a', '127.0.0.12', '10.3.0.1', { probe: { targets: ['https://tls.origin.test/'] } }),
+          pool('b', '127.0.0.13', '10.3.0.2', { probe: { targets: ['https://tls.origin.test/'] } }),
+        ],
+      },
+      // Two targets, one of which never works (nobody listens on its port): quorum 1 keeps it healthy.
+      {
+        name: 'quorum',
+        pools: [
+          pool('a', '127.0.0.11', '10.5.0.1', {
+            probe: { targets: ['http://origin.test/', 'http://origin.test:8999/'], quorum: 1 },
+          }),
+          pool('b', '127.0.0.12', '10.5.0.2', {
+            probe: { targets: ['http://origin.test/', 'http://origin.test:8999/'], quorum: 1 },
+          }),
+        ],
+      },
+      // The primary's squid under flap damping with short hold-downs, watched during the flapping test.
+      {
+        name: 'damped',
+        pools: [
+          pool('a', '127.0.0.11', '10.6.0.1', {
+            probe: { flapThreshold: 2, holdDown: '4s', maxHoldDown: '8s' },
+          }),
+          pool('b', '127.0.0.12', '10.6.0.2', {
+            probe: { flapThreshold: 2, holdDown: '4s', maxHoldDown: '8s' },
+          }),
+        ],
       },
       // Its only pool hangs, and its first round waits out a long timeout: a window in which the
       // service has no verdict yet, long enough to ask dig and /readyz about it.
@@ -316,8 +345,118 @@ describe('failover and failback', () => {
   });
 });
 
-describe('every pool down (the origin fails through every proxy): onAllDown', () => {
-  const checkAllDown = async (reasonPattern: RegExp) => {
+describe('an outside outage (the origin fails through every proxy): the answer stays', () => {
+  const SERVICES = ['proxy', 'last', 'all'];
+  const outageOf = async () =>
+    (await running().status()).services.filter((s) => SERVICES.includes(s.name)).map((s) => s.outage);
+
+  /** Waits for outage=outside on every service, then checks that nothing moved and why. */
+  const checkOutside = async (since: number, reasonPattern: RegExp) => {
+    await waitFor(async () => (await outageOf()).every((o) => o === 'outside'), {
+      timeoutMs: FLIP_BOUND_MS,
+      what: 'outage=outside on proxy, last and all',
+    });
+    // Held for a few more rounds: still the first pool, never SERVFAIL, whatever onAllDown says.
+    const until = Date.now() + 4 * INTERVAL_MS;
+    while (Date.now() < until) {
+      expect(await answer('proxy')).toBe(PRIMARY);
+      expect(await answer('last')).toBe('10.1.0.1');
+      expect(await answer('all')).toBe('10.2.0.1');
+    }
+    for (const name of SERVICES)
+      expect(
+        running()
+          .transitions(name)
+          .filter((t) => Date.parse(t.time) >= since),
+      ).toEqual([]);
+    const txt = await statusTxt('proxy');
+    expect(txt).toHaveLength(3);
+    for (const line of txt) expect(line).toMatch(/state=healthy .*outage=outside/);
+    expect(txt.find((line) => line.includes('pool=primary'))).toMatch(reasonPattern);
+    const pool = await poolStatus('proxy', 'primary');
+    expect(pool.lastRound?.excused).toBe('outside');
+  };
+  const checkOver = async () =>
+    waitFor(async () => (await outageOf()).every((o) => o === null), {
+      timeoutMs: FLIP_BOUND_MS,
+      what: 'the outside outage to end',
+    });
+
+  it('origin answering 500: no flip, no SERVFAIL, outage=outside; recovery clears it', async () => {
+    await steady();
+    const since = Date.now();
+    origin.status(500);
+    try {
+      await checkOutside(since, /reason=.*status=500/);
+    } finally {
+      origin.ok();
+    }
+    await checkOver();
+    expect((await statusTxt('proxy')).join('\n')).not.toContain('outage=');
+    expect(await answer('proxy')).toBe(PRIMARY);
+  });
+
+  it('origin slower than the timeout: the proxies still answer, so it is the outside', async () => {
+    await steady();
+    const since = Date.now();
+    origin.slow(TIMEOUT_MS * 3);
+    try {
+      await checkOutside(since, /reason=.*timeout=400ms/);
+    } finally {
+      origin.ok();
+    }
+    await checkOver();
+  });
+
+  it('one of two targets down changes nothing (quorum 1)', async () => {
+    await steady();
+    await waitFor(
+      async () =>
+        (await running().status()).services
+          .find((s) => s.name === 'quorum')
+          ?.pools.every((p) => p.state === 'healthy' && !p.inTransition),
+      { timeoutMs: FLIP_BOUND_MS, what: 'quorum pools healthy' },
+    );
+    const since = Date.now();
+    // An observation window (nothing may change in it), not a wait for a condition.
+    await new Promise((resolve) => setTimeout(resolve, 4 * INTERVAL_MS));
+    const quorum = (await running().status()).services.find((s) => s.name === 'quorum');
+    expect(quorum?.outage).toBeNull();
+    expect(quorum?.pools.map((p) => p.state)).toEqual(['healthy', 'healthy']);
+    expect(quorum?.pools.map((p) => p.lastRound?.ok)).toEqual([true, true]);
+    expect(await answer('quorum')).toBe('10.5.0.1');
+    expect(
+      running()
+        .transitions('quorum')
+        .filter((t) => Date.parse(t.time) >= since),
+    ).toEqual([]);
+  });
+
+  it('outside outage, then the primary Squid killed: the answer moves to the secondary', async () => {
+    await steady();
+    origin.status(500);
+    try {
+      await waitFor(async () => (await outageOf()).every((o) => o === 'outside'), {
+        timeoutMs: FLIP_BOUND_MS,
+        what: 'outage=outside',
+      });
+      const killedAt = Date.now();
+      await primary.kill();
+      await waitForAnswer('proxy', SECONDARY, 'primary killed during an outside outage');
+      const [down] = transitionsSince('proxy', 'primary', killedAt);
+      expect(down?.reason).toMatch(/connection_refused/);
+      // The outside outage goes on: the secondary still fails the origin, and stays answered.
+      expect((await running().status()).services.find((s) => s.name === 'proxy')?.outage).toBe('outside');
+    } finally {
+      origin.ok();
+    }
+  });
+});
+
+describe('every pool down (every proxy dead): onAllDown', () => {
+  it('servfail answers SERVFAIL, last the last healthy pool, all every pool', async () => {
+    await steady();
+    await Promise.all((fleet?.squids ?? []).map((squid) => squid.kill()));
     await waitForAnswer('proxy', 'SERVFAIL', 'servfail mode');
     await waitForAnswer('all', '10.2.0.1,10.2.0.2,10.2.0.3', 'all mode');
     // `last`: the pool selected last for being healthy, whichever went down last; /status names it.
@@ -334,31 +473,8 @@ describe('every pool down (the origin fails through every proxy): onAllDown', ()
     const txt = await statusTxt('proxy');
     expect(txt).toHaveLength(3);
     for (const line of txt) expect(line).toMatch(/state=unhealthy selected=no .*mode=all-down-servfail/);
-    expect(txt[0]).toMatch(reasonPattern);
-  };
-
-  it('origin answering 500', async () => {
-    await steady();
-    origin.status(500);
-    try {
-      await checkAllDown(/reason=.*status=500/);
-    } finally {
-      origin.ok();
-    }
-    await waitForAnswer('proxy', PRIMARY, 'origin back');
-    await waitForAnswer('last', '10.1.0.1', 'origin back');
-    await waitForAnswer('all', '10.2.0.1', 'origin back');
-  });
-
-  it('origin slower than the timeout', async () => {
-    await steady();
-    origin.slow(TIMEOUT_MS * 3);
-    try {
-      await checkAllDown(/reason=.*timeout=400ms/);
-    } finally {
-      origin.ok();
-    }
-    await waitForAnswer('proxy', PRIMARY, 'origin back');
+    for (const line of txt) expect(line).not.toContain('outage=');
+    expect(txt.join('\n')).toMatch(/reason=.*connection_refused/);
   });
 });
 
@@ -480,21 +596,88 @@ describe('a flapping primary', () => {
   });
 });
 
+describe('flap damping', () => {
+  const dampedA = async () => poolStatus('damped', 'a');
+
+  it('holds a pool that keeps failing and recovering down, visibly, and lets it back when the hold-down ends', {
+    timeout: 90_000,
+  }, async () => {
+    await steady();
+    // A hold-down left by the flapping test above must be over first.
+    await waitFor(
+      async () => {
+        const a = await dampedA();
+        return a.state === 'healthy' && a.heldDownUntil === null;
+      },
+      { timeoutMs: 20_000, what: 'damped/a healthy and not held' },
+    );
+
+    let heldDownUntil: string | null = null;
+    for (let cycle = 0; cycle < 4 && heldDownUntil === null; cycle++) {
+      await primary.cutEgress();
+      await waitFor(async () => (await dampedA()).state === 'unhealthy', {
+        timeoutMs: FLIP_BOUND_MS,
+        what: 'damped/a unhealthy',
+      });
+      await primary.restoreEgress();
+      heldDownUntil = await waitFor(
+        async () => {
+          const a = await dampedA();
+          if (a.heldDownUntil) return a.heldDownUntil;
+          return a.state === 'healthy' ? null : undefined;
+        },
+        { timeoutMs: FLIP_BOUND_MS, what: 'damped/a healthy again, or held down' },
+      );
+    }
+    expect(heldDownUntil, 'held down within 4 fail/recover cycles (flapThreshold 2)').not.toBeNull();
+
+    // Held: the pool passes its rounds, yet the answer stays on b, and _status says why.
+    await waitForAnswer('proxy', PRIMARY, 'the undamped service back on its primary');
+    expect(await answer('damped')).toBe('10.6.0.2');
+    const line = (await statusTxt('damped')).find((l) => l.includes('pool=a'));
+    expect(line).toMatch(/state=unhealthy .*held_until=\S+Z reason=flapping/);
+    const metrics = await running().get('/metrics');
+    expect(metrics.body).toMatch(/egress_pool_flaps_total\{service="damped",pool="a"\} [1-9]/);
+    expect(metrics.body).toMatch(/egress_pool_held_down\{service="damped",pool="a"\} 1/);
+
+    // The hold-down (4 s, or 8 s if it doubled) ends by itself.
+    const started = Date.now();
+    await waitFor(async () => (await answer('damped')) === '10.6.0.1', {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      what: 'damped/a answered again after its hold-down',
+    });
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(heldDownUntil as string) - 1_000);
+    console.info(`damping: held until ${heldDownUntil}, answered again after ${Date.now() - started} ms`);
+  });
+});
+
 describe('https target through CONNECT', () => {
-  it('is healthy through the tunnel to the local TLS origin, unhealthy once that origin stops', async () => {
+  it('is healthy through the tunnel to the local TLS origin; once that origin stops, it is the outside', async () => {
     await waitForAnswer('tls', '10.3.0.1', 'tls origin up');
     const status = await poolStatus('tls', 'a');
     expect(status.state).toBe('healthy');
     expect(status.lastRound?.reason).toBe('ok');
 
+    const closedAt = Date.now();
     await tlsOrigin.close();
-    await waitForAnswer('tls', 'SERVFAIL', 'tls origin stopped');
-    const [down] = running().transitions('tls');
-    expect(down).toBeDefined();
-    const last = running().transitions('tls').at(-1);
-    expect(last).toMatchObject({ pool: 'a', from: 'healthy', to: 'unhealthy' });
+    // Both squids fail the CONNECT to it: an outside outage, the answer stays.
+    const reason = await waitFor(
+      async () => {
+        const service = (await running().status()).services.find((s) => s.name === 'tls');
+        const failing = service?.pools.every((p) => p.lastRound?.ok === false);
+        return service?.outage === 'outside' && failing ? service.pools[0]?.lastRound?.reason : undefined;
+      },
+      { timeoutMs: FLIP_BOUND_MS, what: 'outage=outside on tls' },
+    );
     // Squid cannot open the tunnel's upstream: 503 ERR_CONNECT_FAIL on the CONNECT.
-    expect(last?.reason).toMatch(/squid_error=ERR_CONNECT_FAIL|connection_/);
+    expect(reason).toMatch(/squid_error=ERR_CONNECT_FAIL|connection_/);
+    expect(await answer('tls')).toBe('10.3.0.1');
+    expect(
+      running()
+        .transitions('tls')
+        .filter((t) => Date.parse(t.time) >= closedAt),
+    ).toEqual([]);
   });
 });
 

@@ -124,6 +124,16 @@ export class Component {
     return state;
   }
 
+  /** What the last change finished by `t` did ('kill', 'cut', ...); undefined before any. */
+  whatAt(t: number): string | undefined {
+    let what: string | undefined;
+    for (const c of this.changes) {
+      if (c.end === undefined || c.end > t) break;
+      what = c.what;
+    }
+    return what;
+  }
+
   /** Every instant in (a, b) at which `at` may change. */
   boundaries(a: number, b: number): number[] {
     const out: number[] = [];
@@ -147,6 +157,9 @@ function holdsThroughout(pred: (t: number) => boolean, a: number, b: number, bou
   return true;
 }
 
+/** Faults after which the Squid does not answer at all: always the pool's own fault. */
+const SILENT_FAULTS = new Set(['kill', 'hang']);
+
 export interface Verdict {
   /** Pools that may be answered now, in priority order. */
   readonly acceptable: readonly string[];
@@ -156,7 +169,9 @@ export interface Verdict {
 
 /**
  * Pure: the ground truth of the schedule and the bounds -> what an answer may be at time t.
- * A pool works when its Squid and the origin both do.
+ * A pool works when its Squid and the origin both do. A pool is failing, as the server judges it,
+ * when its Squid does not answer (killed, hung), or has lost its egress while another pool works: a
+ * pool is never blamed for what fails through every Squid that answers (an origin outage).
  */
 export class Oracle {
   constructor(
@@ -172,11 +187,14 @@ export class Oracle {
 
   #brokenAt(i: number, t: number): boolean {
     const pool = this.pools[i];
-    return pool !== undefined && (pool.squid.at(t) === 'broken' || this.origin.at(t) === 'broken');
+    if (pool === undefined || pool.squid.at(t) !== 'broken') return false;
+    if (SILENT_FAULTS.has(pool.squid.whatAt(t) ?? '')) return true;
+    return this.pools.some((_, j) => j !== i && this.#okAt(j, t));
   }
 
-  #boundaries(i: number, a: number, b: number): number[] {
-    return [...(this.pools[i]?.squid.boundaries(a, b) ?? []), ...this.origin.boundaries(a, b)];
+  /** Every instant in (a, b) at which a pool's condition may change: it depends on the others'. */
+  #boundaries(_i: number, a: number, b: number): number[] {
+    return [...this.pools.flatMap((p) => p.squid.boundaries(a, b)), ...this.origin.boundaries(a, b)];
   }
 
   /** Working without a break for the recovery bound up to t. */
@@ -520,6 +538,9 @@ function configOf(shape: ConfigShape): Record<string, unknown> {
       interval: `${TIMING.intervalMs}ms`,
       timeout: `${TIMING.timeoutMs}ms`,
       fastInterval: `${TIMING.fastIntervalMs}ms`,
+      // The schedule breaks pools over and over on purpose and checks rise/fall bounds, which a
+      // held-down recovery would exceed; damping has its own tests.
+      flapThreshold: 0,
       rise: TIMING.rise,
       fall: TIMING.fall,
     },
