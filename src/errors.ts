@@ -4,7 +4,8 @@
 //   class OperatorError { code, message, hint, exitCode, details, cause; lines(): string[]; toLog() }
 //   configInvalid(file, errors)          CONFIG_INVALID     exit 2
 //   configUnreadable(file, errnoCode)    CONFIG_UNREADABLE  exit 2
-//   configLoadError(file, failure)       either of the two, from a failed Loaded of src/config/load.ts
+//   (a file over 1 MiB)                  CONFIG_TOO_LARGE   exit 2
+//   configLoadError(file, failure)       one of the three, from a failed Loaded of src/config/load.ts
 //   bindError(err, listenKey, address)   ADDRESS_IN_USE | ADDRESS_NOT_AVAILABLE | PERMISSION_DENIED | BIND_FAILED, exit 2
 //   usageError(message)                  USAGE              exit 2
 //   internalError(cause)                 INTERNAL           exit 70
@@ -41,6 +42,10 @@ export const CATALOGUE = {
   CONFIG_UNREADABLE: {
     exitCode: EXIT.CANNOT_START,
     hint: 'check the path, and that the file or mounted ConfigMap is readable by this user',
+  },
+  CONFIG_TOO_LARGE: {
+    exitCode: EXIT.CANNOT_START,
+    hint: 'a config is a few KB; check that --config names the config file and not something else',
   },
   ADDRESS_IN_USE: { exitCode: EXIT.CANNOT_START, hint: 'another server is running?' },
   ADDRESS_NOT_AVAILABLE: {
@@ -132,10 +137,15 @@ export function configUnreadable(
 /** The failed result of loadDnsConfig/loadSidecarConfig as the error that stops a start. */
 export function configLoadError(
   file: string,
-  failure: { readonly reason: 'invalid' | 'unreadable'; readonly errors: readonly string[] },
+  failure: { readonly reason: 'invalid' | 'unreadable' | 'too_large'; readonly errors: readonly string[] },
 ): OperatorError {
   if (failure.reason === 'invalid') return configInvalid(file, failure.errors);
-  // The loader's line already names the file and the errno.
+  // The loader's line already names the file and the errno, or the size and the limit.
+  if (failure.reason === 'too_large')
+    return new OperatorError(
+      'CONFIG_TOO_LARGE',
+      failure.errors[0] ?? `${file}: the config file is too large`,
+    );
   return new OperatorError('CONFIG_UNREADABLE', failure.errors[0] ?? `${file}: cannot read the config file`);
 }
 

@@ -1,11 +1,14 @@
 // Edge: keeps a running command in step with its config file, on SIGHUP and whenever the file
-// changes. A new config is validated whole first; an invalid one, or one the command refuses
-// (a moved listen address), is logged by path and the config in force keeps serving.
+// changes. A new config is validated whole first (off the main thread, load.ts); an invalid or
+// oversized one, or one the command refuses (a moved listen address), is logged by path and the
+// config in force keeps serving.
 import { createHash } from 'node:crypto';
 import { type Stats, unwatchFile, watchFile } from 'node:fs';
 import type { Loaded } from './load.js';
 
 export type ReloadTrigger = 'SIGHUP' | 'file';
+
+const MAX_LOGGED_ERRORS = 20;
 
 /** sha256 of the file's text, first 12 hex digits: enough to tell two versions apart. */
 const configHash = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 12);
@@ -43,8 +46,14 @@ export function startReloader<T>(options: ReloaderOptions<T>): Reloader {
 
   const refused = (trigger: ReloadTrigger, errors: readonly string[]) => {
     options.onResult?.(false);
+    // A large broken file can have thousands of errors: the first ones say what is wrong, and
+    // one log line must stay a line (check-config lists them all).
+    const shown =
+      errors.length > MAX_LOGGED_ERRORS
+        ? { errors: errors.slice(0, MAX_LOGGED_ERRORS), errors_total: errors.length }
+        : { errors };
     log.error(
-      { trigger, errors, config_hash: inForce.hash },
+      { trigger, ...shown, config_hash: inForce.hash },
       'config reload refused: the config in force keeps serving',
     );
   };

@@ -82,6 +82,17 @@ describe('OperatorError', () => {
     expect(invalid.lines()).toEqual(['services: required']);
   });
 
+  it('names the size and the limit of a file too large to read', () => {
+    const err = configLoadError('x.yaml', {
+      reason: 'too_large',
+      errors: ['x.yaml: the config file is 20.0 MB, over the limit of 1 MiB'],
+    });
+    expect(err).toMatchObject({ code: 'CONFIG_TOO_LARGE', exitCode: 2 });
+    expect(err.lines()).toEqual([
+      `x.yaml: the config file is 20.0 MB, over the limit of 1 MiB (${CATALOGUE.CONFIG_TOO_LARGE.hint})`,
+    ]);
+  });
+
   it('keeps a bug apart from "unhealthy"', () => {
     const err = internalError(new TypeError('x is undefined\n    at f'));
     expect(err).toMatchObject({ code: 'INTERNAL', exitCode: 70, message: 'internal error: x is undefined' });
