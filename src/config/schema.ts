@@ -67,6 +67,15 @@ export interface PoolConfig {
   readonly probe: ProbeSettings;
   /** Not part of the pool's identity across reloads: changing it keeps the pool's health. */
   readonly admin?: AdminControl | undefined;
+  /** Health read from the pool's pods (their sidecars' /readyz) instead of probes through the proxy. */
+  readonly sidecars?: SidecarsSettings | undefined;
+}
+
+/** A pool's `sidecars` block: where its pods' sidecars answer, and how many must be ready. */
+export interface SidecarsSettings {
+  /** http://, no credentials; its host names every pod (a headless Service). */
+  readonly url: string;
+  readonly minReady: number;
 }
 
 export interface ServiceConfig {
@@ -148,6 +157,27 @@ const adminSchema = z.strictObject({
     .min(1, 'must not be empty (say why, e.g. "node pool upgrade")')
     .max(MAX_ADMIN_REASON, `must be at most ${MAX_ADMIN_REASON} characters`),
   until: rfc3339.optional(),
+});
+
+// The sidecar serves plain HTTP on the pod network; its URL is shown in /status, so no credentials.
+const SIDECARS_URL_HINT =
+  'is not an http:// sidecar URL (e.g. http://squid-primary-pods.egress.svc.cluster.local:8081/readyz)';
+const sidecarsSchema = z.strictObject({
+  url: z
+    .string({
+      error: (issue) => (issue.input === undefined ? 'required' : `expected a URL ${SIDECARS_URL_HINT}`),
+    })
+    .refine(
+      (text) => URL.canParse(text) && new URL(text).protocol === 'http:' && new URL(text).hostname !== '',
+      {
+        error: (issue) => `"${redactUrl(String(issue.input))}" ${SIDECARS_URL_HINT}`,
+      },
+    )
+    .refine((text) => !hasCredentials(text), {
+      error: (issue) =>
+        `"${redactUrl(String(issue.input))}" carries credentials: the sidecar asks for none, and this URL is shown in /status`,
+    }),
+  minReady: positiveInt.default(1),
 });
 
 const LISTEN_HINT = 'is not an IP:port listen address (e.g. 0.0.0.0:5353 or [::]:5353)';
@@ -406,7 +436,8 @@ function probeIssues(
   parsed: Parsed,
   layers: readonly Path[],
   defaults: ProbeDefaults,
-  missingTargets: Issue,
+  /** Undefined where the pool needs no targets (it reads its pods' sidecars). */
+  missingTargets: Issue | undefined,
 ): Issue[] {
   const issues: Issue[] = [];
   const blame = (first: ProbeKey, a: { layer: number }, second: ProbeKey, b: { layer: number }): Path => [
@@ -416,7 +447,7 @@ function probeIssues(
   const targets = inForce(parsed, layers, 'targets');
   const quorum = inForce(parsed, layers, 'quorum');
   if (targets !== REFUSED && targets.value === undefined) {
-    issues.push(missingTargets);
+    if (missingTargets) issues.push(missingTargets);
   } else if (targets !== REFUSED && quorum !== REFUSED) {
     const count = (targets.value as readonly string[]).length;
     const wanted = (quorum.value as number | undefined) ?? defaults.quorum;
@@ -534,7 +565,16 @@ function dnsIssues(parsed: Parsed): Issue[] {
             path: ['probe', 'targets'],
             message: "required (list the outside URLs that prove egress, here or in every pool's probe)",
           };
-      issues.push(...probeIssues(parsed, [['probe'], poolProbe], PROBE_DEFAULTS, missingTargets));
+      // A pool with `sidecars` sends no probe of its own: its pods' sidecars fetch their targets.
+      const needsTargets = !parsed.has(['services', s, 'pools', p, 'sidecars']);
+      issues.push(
+        ...probeIssues(
+          parsed,
+          [['probe'], poolProbe],
+          PROBE_DEFAULTS,
+          needsTargets ? missingTargets : undefined,
+        ),
+      );
     }
   }
   // An error in the shared probe block would otherwise repeat once per pool that inherits it.
@@ -610,6 +650,7 @@ const poolSchema = z.strictObject({
     .optional(),
   probe: probeOverrides.optional(),
   admin: adminSchema.optional(),
+  sidecars: sidecarsSchema.optional(),
 });
 
 const serviceSchema = z.strictObject({
@@ -660,6 +701,7 @@ export const dnsConfigSchema = kindGuard('dns').pipe(
                 reason: pool.admin.reason,
                 until: pool.admin.until,
               },
+              sidecars: pool.sidecars && { url: pool.sidecars.url, minReady: pool.sidecars.minReady },
             }),
           ),
         })),

@@ -4,6 +4,7 @@ import type { PoolConfig, ServiceConfig } from '../config/schema.js';
 import { redactUrl } from '../redact.js';
 import { type AdminCarry, AdminControls } from './admin-controls.js';
 import { blame, type JudgedRound, outsideOutage, type PoolEvidence } from './attribution.js';
+import { type PodStatus, podStatuses } from './pods-verdict.js';
 import { type LookupAll, PoolAddresses } from './resolve.js';
 import { failedRound, RoundLoop } from './round-loop.js';
 import { type Selection, select } from './select.js';
@@ -91,9 +92,9 @@ export interface MonitorOptions {
   readonly now?: () => number;
 }
 
-/** Identity of a pool across config reloads: same service, name, proxy and probe settings. */
+/** Identity of a pool across config reloads: same service, name, proxy, probe and sidecars settings. */
 function poolKey(service: string, pool: PoolConfig): string {
-  return JSON.stringify([service, pool.name, pool.proxy, pool.probe]);
+  return JSON.stringify([service, pool.name, pool.proxy, pool.probe, pool.sidecars]);
 }
 
 interface Runner {
@@ -115,6 +116,8 @@ interface Runner {
   failingSince: number | undefined;
   /** Its failing round is being judged: other pools must not wait for it (it is waiting for them). */
   judging: boolean;
+  /** A pool with `sidecars`: its pods as the last round found them (none before it). */
+  pods: readonly PodStatus[] | undefined;
 }
 
 export class HealthMonitor {
@@ -180,6 +183,7 @@ export class HealthMonitor {
           localBurst: false,
           failingSince: undefined,
           judging: false,
+          pods: pool.sidecars ? [] : undefined,
           addresses: new PoolAddresses(pool, {
             lookup: options.lookup,
             refreshMs: options.resolveRefreshMs,
@@ -276,8 +280,10 @@ export class HealthMonitor {
       pool: pool.name,
       at: result.at,
       proxyAnswers: result.ok || result.proxyAnswers === true,
-      targets: result.targets,
+      targets: result.outsideTargets ?? result.targets,
     };
+    // A round the loop gave up on (no pods in it) leaves the last pods shown, with their own times.
+    if (runner.pods && result.pods) runner.pods = podStatuses(result);
     // The first verdict must not be published with no addresses to answer when resolution is merely
     // slower than the round; `ready` is bounded by the resolver's own timeout.
     await runner.addresses.ready;
@@ -468,6 +474,7 @@ export class HealthMonitor {
           inTransition: inTransition(health),
           admin: this.#admin.control(runner.service.name, runner.pool.name),
           history: this.#admin.history(runner.service.name, runner.pool.name),
+          ...(runner.pods ? { pods: runner.pods } : {}),
         });
         return runner.snapshot;
       });

@@ -305,8 +305,17 @@ function open(to: URL, ca: readonly string[] | undefined): Socket {
   return netConnect({ host, port: Number(to.port) || 80 });
 }
 
-/** GET `path` on `socket`; the status and X-Squid-Error once the body has been read (up to a limit). */
-function get(socket: Socket, path: string, headers: OutgoingHttpHeaders, attempt: Attempt): Promise<Answer> {
+/**
+ * GET `path` on `socket`; the status and X-Squid-Error once the body has been read (up to a limit).
+ * `onBody` sees the body's chunks, for callers that read what it says.
+ */
+function get(
+  socket: Socket,
+  path: string,
+  headers: OutgoingHttpHeaders,
+  attempt: Attempt,
+  onBody?: (chunk: Buffer) => void,
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const request = attempt.hold(
       httpRequest({ method: 'GET', path, headers, createConnection: () => socket }),
@@ -316,6 +325,7 @@ function get(socket: Socket, path: string, headers: OutgoingHttpHeaders, attempt
       const answer = { status: response.statusCode ?? 0, squidError: squidErrorOf(response.headers) };
       let read = 0;
       response.on('data', (chunk: Buffer) => {
+        onBody?.(chunk);
         read += chunk.length;
         if (read >= BODY_LIMIT_BYTES) resolve(answer);
       });
@@ -383,6 +393,75 @@ function handshake(
       reject(Object.assign(new Error('tunnel closed during TLS handshake'), { code: 'ECONNRESET' })),
     );
   });
+}
+
+// ---- one URL from each address of its host ---------------------------------------------------
+
+/** What one address answered: its status and body, or the reason it did not answer. */
+export interface AddressAnswer {
+  readonly address: string;
+  readonly status?: number;
+  /** Up to `bodyLimitBytes`, as UTF-8. */
+  readonly body?: string;
+  /** "ok" once a response was read; else "timeout=1s", "connection_refused", ... */
+  readonly reason: string;
+  readonly latencyMs: number;
+}
+
+/**
+ * A plain GET of `url` from every one of `addresses` at once, each on a fresh connection to that
+ * address with the URL's own Host header (as a client of a headless Service reaches each pod), all
+ * within one `timeoutMs`. The same deadline, socket bookkeeping and reasons as a deep-check target.
+ */
+export async function getFromEach(
+  url: string,
+  addresses: readonly string[],
+  timeoutMs: number,
+  signal?: AbortSignal,
+  bodyLimitBytes = 64 * 1024,
+): Promise<AddressAnswer[]> {
+  const target = new URL(url);
+  const headers: OutgoingHttpHeaders = {
+    host: target.host,
+    'user-agent': 'egress-failover',
+    connection: 'close',
+  };
+  const round = new RoundDeadline(timeoutMs, signal);
+  const one = async (address: string): Promise<AddressAnswer> => {
+    const started = performance.now();
+    const attempt = new Attempt();
+    attempt.phase = 'direct';
+    const answer = (fields: Omit<AddressAnswer, 'address' | 'latencyMs'>): AddressAnswer => ({
+      address,
+      ...fields,
+      latencyMs: Math.round(performance.now() - started),
+    });
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    const keep = (chunk: Buffer) => {
+      if (kept >= bodyLimitBytes) return;
+      chunks.push(chunk);
+      kept += chunk.length;
+    };
+    try {
+      const socket = attempt.hold(netConnect({ host: address, port: Number(target.port) || 80 }));
+      const path = `${target.pathname}${target.search}`;
+      const outcome = await Promise.race([get(socket, path, headers, attempt, keep), round.stopped]);
+      if (outcome instanceof ProbeAborted) return answer({ reason: outcome.reason });
+      const body = Buffer.concat(chunks).subarray(0, bodyLimitBytes).toString('utf8');
+      return answer({ status: outcome.status, body, reason: 'ok' });
+    } catch (err) {
+      if (round.signal.aborted) return answer({ reason: (round.signal.reason as ProbeAborted).reason });
+      return answer({ reason: errorReason(err, attempt.phase) });
+    } finally {
+      attempt.destroy();
+    }
+  };
+  try {
+    return await Promise.all(addresses.map(one));
+  } finally {
+    round.dispose();
+  }
 }
 
 // ---- outcome -> reason ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // from them. Immutable values, read by DNS (through a zone view), the HTTP routes and the metrics.
 import type { AdminControl, OnAllDown } from '../config/schema.js';
 import type { HistoryEntry } from './admin.js';
+import type { PodStatus } from './pods-verdict.js';
 import type { Selection } from './select.js';
 import type { PoolHealth } from './state.js';
 
@@ -26,6 +27,8 @@ export interface PoolSnapshot extends PoolHealth {
   readonly admin?: AdminControl | undefined;
   /** The last state changes and control changes, oldest first (admin.ts, HISTORY_LENGTH). */
   readonly history?: readonly HistoryEntry[];
+  /** A pool with `sidecars`: its pods as its last round found them. */
+  readonly pods?: readonly PodStatus[];
 }
 
 export interface ServiceSnapshot {

@@ -14,6 +14,7 @@ const ELLIPSIS = '...';
  * `pool=primary state=healthy selected=yes since=2026-11-25T10:00:00Z reason=ok`, then
  * `last_failure="..." last_failure_at=...` once a round has failed, `mode=...` while the service
  * is not answering a healthy pool, `outage=outside` while the outside is at fault (the answer stays),
+ * `pods=READY/TOTAL` for a pool read from its pods' sidecars,
  * and `held_until=... reason=flapping` while flap damping holds the pool down. Reasons are shortened so each string fits in 255 bytes; the
  * fixed fields never are.
  */
@@ -27,6 +28,7 @@ export function statusStrings(service: ServiceSnapshot): string[] {
       `selected=${answered ? 'yes' : 'no'}`,
       `since=${isoSeconds(pool.since)}`,
     ];
+    if (pool.pods) head.push(`pods=${pool.pods.filter((pod) => pod.ready).length}/${pool.pods.length}`);
     if (selection.mode !== 'healthy') head.push(`mode=${selection.mode}`);
     if (service.outage) head.push(`outage=${service.outage}`);
     const heldUntil = pool.flaps.heldUntil;

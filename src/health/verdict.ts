@@ -30,6 +30,13 @@ export interface RoundResult {
   readonly latencyMs: number;
   /** Epoch ms at which the round finished. */
   readonly at: number;
+  /** Set on a round read from the pool's pods (pods-verdict.ts): `targets` are then the pods. */
+  readonly pods?: true;
+  /**
+   * The outside targets the pool's proxies were seen to pass or fail, where `targets` are not
+   * those (a pods round: what the sidecars report), for the other pools' attribution.
+   */
+  readonly outsideTargets?: readonly { readonly target: string; readonly ok: boolean }[];
 }
 
 /** A round passes when at least `quorum` targets pass; a failing round names its first failure. */

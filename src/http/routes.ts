@@ -44,6 +44,15 @@ function poolStatus(pool: PoolSnapshot) {
       ? { state: pool.admin.state, reason: pool.admin.reason, until: iso(pool.admin.until) ?? null }
       : null,
     history: (pool.history ?? []).map((entry) => ({ ...entry, at: iso(entry.at) })),
+    // A pool read from its pods' sidecars: each pod as the last round found it; null for the others.
+    pods:
+      pool.pods?.map((pod) => ({
+        address: pod.address,
+        ready: pod.ready,
+        reason: pod.reason,
+        lastCheck: iso(pod.at),
+        latency_ms: pod.latencyMs,
+      })) ?? null,
   };
 }
 

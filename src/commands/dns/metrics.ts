@@ -166,6 +166,22 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     },
   });
   new Gauge({
+    name: 'egress_pool_pods',
+    help: "A pool read from its pods' sidecars: its pods by readiness in the last round (ready, unready).",
+    labelNames: ['service', 'pool', 'state'] as const,
+    registers: [registry],
+    collect: fromSnapshot(function (this: Gauge, snapshot) {
+      for (const service of snapshot.services) {
+        for (const { name, pods } of service.pools) {
+          if (!pods) continue;
+          const ready = pods.filter((pod) => pod.ready).length;
+          this.set({ service: service.name, pool: name, state: 'ready' }, ready);
+          this.set({ service: service.name, pool: name, state: 'unready' }, pods.length - ready);
+        }
+      }
+    }),
+  });
+  new Gauge({
     name: 'egress_outside_outage',
     help: '1 while every pool whose proxy answers fails the same targets: the outside is at fault, the answer stays.',
     labelNames: ['service'] as const,
@@ -230,6 +246,8 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     registry,
     onRound({ service, pool, result }) {
       rounds.inc({ service, pool, result: result.ok ? 'pass' : 'fail' });
+      // A pods round's targets are pod addresses, not outside targets: they come and go with the pods.
+      if (result.pods) return;
       for (const target of result.targets) {
         probes.inc({ service, pool, target: target.target, result: target.ok ? 'pass' : 'fail' });
         latency.observe({ service, pool, target: target.target }, target.latencyMs / 1000);

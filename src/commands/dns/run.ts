@@ -9,6 +9,7 @@ import { DnsServer } from '../../dns/server.js';
 import { bindError, formatAddress } from '../../errors.js';
 import { type CarriedState, HealthMonitor, type RunRound } from '../../health/monitor.js';
 import { deepRound } from '../../health/probe.js';
+import { sidecarsRound } from '../../health/sidecars-round.js';
 import type { HealthSnapshot } from '../../health/snapshot.js';
 import { metricsReply } from '../../http/reply.js';
 import { dnsRoute } from '../../http/routes.js';
@@ -25,15 +26,18 @@ export interface RunningDns {
   stop(): Promise<void>;
 }
 
+// A pool with `sidecars` is judged by its pods' own deep checks: nothing is sent through its proxy.
 const runRound: RunRound = (pool, signal) =>
-  deepRound({
-    proxy: pool.proxy,
-    targets: pool.probe.targets,
-    quorum: pool.probe.quorum,
-    timeoutMs: pool.probe.timeoutMs,
-    expectStatus: pool.probe.expectStatus,
-    signal,
-  });
+  pool.sidecars
+    ? sidecarsRound({ sidecars: pool.sidecars, timeoutMs: pool.probe.timeoutMs, signal })
+    : deepRound({
+        proxy: pool.proxy,
+        targets: pool.probe.targets,
+        quorum: pool.probe.quorum,
+        timeoutMs: pool.probe.timeoutMs,
+        expectStatus: pool.probe.expectStatus,
+        signal,
+      });
 
 const nowSec = () => Math.floor(Date.now() / 1000);
 
