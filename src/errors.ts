@@ -17,7 +17,7 @@
 //   2   usage error; `dns`/`sidecar`: bad or unreadable config, a listen address that cannot be bound
 //   70  a bug (EX_SOFTWARE from sysexits.h), so that it is never read as "unhealthy"
 // check-config answers a question ("is this file good?") and 1 is its "no"; for dns and sidecar
-// the same finding means they could not start, which the SPEC gives exit 2.
+// the same finding means they could not start, which is exit 2 (README, docs/ERRORS.md).
 
 export const EXIT = {
   OK: 0,

@@ -1,5 +1,5 @@
-// The config contract of ../shared/SPEC.md as zod schemas. This is the only place defaults live.
-// Files use the SPEC's keys ("interval: 2s"); the parsed, frozen result uses milliseconds with the
+// The config of the README's "Configuration" as zod schemas. This is the only place defaults live.
+// Files use the README's keys ("interval: 2s"); the parsed, frozen result uses milliseconds with the
 // unit in the name (intervalMs) so no later code has to remember which numbers are durations.
 //
 // A file is judged in three steps, so that one run of check-config lists every error:
@@ -325,7 +325,7 @@ const SIDECAR_DEFAULTS = {
     timeoutMs: 3_000,
     rise: 1,
     fall: 3,
-    // Not in the SPEC's sidecar block: kubelet polls at its own period, so a quick re-check
+    // Faster than the DNS server's default is not needed: kubelet polls at its own period, so a quick re-check
     // mostly buys a faster /readyz. Half a second keeps a hung proxy from being hammered.
     fastIntervalMs: 500,
     expectStatus: [{ min: 200, max: 399 }],
@@ -459,8 +459,8 @@ function probeIssues(
     }
   }
   // Equal is allowed, as Prometheus allows scrape_timeout == scrape_interval: rounds never overlap
-  // (the next starts `interval` after the last one ended), and the SPEC's own example sets a pool's
-  // interval to 1s under the default 1s timeout. Longer is refused: a verdict would then describe
+  // (the next starts `interval` after the last one ended), and a pool's `interval: 1s` under the default
+  // 1s timeout is a natural thing to write. Longer is refused: a verdict would then describe
   // a round that outlived the period it reports on.
   // `shorter` must not be longer than `longer`, each from its layer or the default.
   const notLonger = (shorter: 'timeout' | 'holdDown', longer: 'interval' | 'maxHoldDown') => {

@@ -63,7 +63,7 @@ const MAX_ADMIN_REASON_BYTES = 48;
 const MIN_REASONS_BYTES = 24;
 
 /**
- * ` admin=drain reason="node pool upgrade" until=2026-12-03T10:00:00Z` as the SPEC writes it, last in
+ * ` admin=drain reason="node pool upgrade" until=2026-12-03T10:00:00Z` as the README shows it, last in
  * the string so it reads as one group apart from the round's own `reason`; empty without a control.
  * Within `room` bytes: where even a shortened reason does not fit, `admin=drain` alone.
  */
