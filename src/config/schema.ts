@@ -325,7 +325,7 @@ const SIDECAR_DEFAULTS = {
     timeoutMs: 3_000,
     rise: 1,
     fall: 3,
-    // Faster than the DNS server's default is not needed: kubelet polls at its own period, so a quick re-check
+    // Slower than the DNS server's 200 ms: kubelet polls at its own period, so a quick re-check
     // mostly buys a faster /readyz. Half a second keeps a hung proxy from being hammered.
     fastIntervalMs: 500,
     expectStatus: [{ min: 200, max: 399 }],
@@ -459,8 +459,8 @@ function probeIssues(
     }
   }
   // Equal is allowed, as Prometheus allows scrape_timeout == scrape_interval: rounds never overlap
-  // (the next starts `interval` after the last one ended), and a pool's `interval: 1s` under the default
-  // 1s timeout is a natural thing to write. Longer is refused: a verdict would then describe
+  // (the next starts `interval` after the last one ended), and a pool's `interval: 1s` under the
+  // default 1s timeout is a natural thing to write. Longer is refused: a verdict would then describe
   // a round that outlived the period it reports on.
   // `shorter` must not be longer than `longer`, each from its layer or the default.
   const notLonger = (shorter: 'timeout' | 'holdDown', longer: 'interval' | 'maxHoldDown') => {
