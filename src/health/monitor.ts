@@ -4,6 +4,7 @@ import type { PoolConfig, ServiceConfig } from '../config/schema.js';
 import { redactUrl } from '../redact.js';
 import { type AdminCarry, AdminControls } from './admin-controls.js';
 import { blame, type JudgedRound, outsideOutage, type PoolEvidence } from './attribution.js';
+import { combineAddressRounds, proxyAt } from './per-address.js';
 import { type PodStatus, podStatuses } from './pods-verdict.js';
 import { type LookupAll, PoolAddresses } from './resolve.js';
 import { failedRound, RoundLoop } from './round-loop.js';
@@ -18,7 +19,7 @@ import {
   type PoolHealth,
   type Transition,
 } from './state.js';
-import type { RoundResult } from './verdict.js';
+import type { AddressResult, RoundResult } from './verdict.js';
 
 /** One deep-check round of a pool. It should honour `signal`; the monitor does not rely on it. */
 export type RunRound = (pool: PoolConfig, signal: AbortSignal) => Promise<RoundResult>;
@@ -116,6 +117,8 @@ interface Runner {
   failingSince: number | undefined;
   /** Its failing round is being judged: other pools must not wait for it (it is waiting for them). */
   judging: boolean;
+  /** A proxy host with several addresses: how each did in the last round (per-address.ts). */
+  probed: readonly AddressResult[] | undefined;
   /** A pool with `sidecars`: its pods as the last round found them (none before it). */
   pods: readonly PodStatus[] | undefined;
 }
@@ -163,7 +166,7 @@ export class HealthMonitor {
           key,
           health: options.previous?.pools.get(key) ?? initialHealth(now),
           loop: new RoundLoop<RoundResult>({
-            run: (signal) => options.runRound(pool, signal),
+            run: (signal) => this.#runRound(runner, signal),
             failed: (failure) => {
               if (failure.error !== undefined) {
                 this.#options.logger.warn(
@@ -183,6 +186,7 @@ export class HealthMonitor {
           localBurst: false,
           failingSince: undefined,
           judging: false,
+          probed: undefined,
           pods: pool.sidecars ? [] : undefined,
           addresses: new PoolAddresses(pool, {
             lookup: options.lookup,
@@ -271,6 +275,23 @@ export class HealthMonitor {
     };
   }
 
+  /**
+   * One round of a pool. A proxy host that resolves to several addresses has each address probed
+   * (its proxy URL pointed at the address), since each is served; with one address, or addresses
+   * given in the config, the proxy URL is probed as written (its host looked up by the probe itself).
+   */
+  #runRound(runner: Runner, signal: AbortSignal): Promise<RoundResult> {
+    const { addresses, source } = runner.addresses.current();
+    const { pool } = runner;
+    if (source !== 'dns' || addresses.length < 2) return this.#options.runRound(pool, signal);
+    return Promise.all(
+      addresses.map(async (address) => ({
+        address,
+        round: await this.#options.runRound({ ...pool, proxy: proxyAt(pool.proxy, address) }, signal),
+      })),
+    ).then(combineAddressRounds);
+  }
+
   /** Applies a pool's round; returns the delay until its next one, none once stopped. */
   async #settle(runner: Runner, result: RoundResult): Promise<number | undefined> {
     const { pool, service } = runner;
@@ -287,6 +308,7 @@ export class HealthMonitor {
     // The first verdict must not be published with no addresses to answer when resolution is merely
     // slower than the round; `ready` is bounded by the resolver's own timeout.
     await runner.addresses.ready;
+    runner.probed = result.addresses;
     const excuse = await this.#excuse(runner, result);
     if (this.#stopped) return undefined;
 
@@ -468,8 +490,9 @@ export class HealthMonitor {
           ...health,
           name: runner.pool.name,
           proxy: redactUrl(runner.pool.proxy),
-          addresses: addresses.addresses,
+          addresses: servedAddresses(addresses.addresses, runner.probed),
           addressSource: addresses.source,
+          ...(runner.probed ? { probedAddresses: runner.probed } : {}),
           resolveError: addresses.resolveError,
           inTransition: inTransition(health),
           admin: this.#admin.control(runner.service.name, runner.pool.name),
@@ -496,6 +519,18 @@ export class HealthMonitor {
     this.#wasReady ||= services.every((s) => s.selection.ready);
     return deepFreeze({ at: now, ready: this.#wasReady, services });
   }
+}
+
+/**
+ * An address whose last probe failed is not served, while any other can be: a client sent to an
+ * address that refuses would fail however healthy the rest of the pool is. An address not probed yet
+ * (the host re-resolved since the last round) is served until its first round says otherwise. With
+ * none left (the pool is failing), all are kept, for `onAllDown: all` and `last` to answer with.
+ */
+function servedAddresses(addresses: readonly string[], probed: readonly AddressResult[] | undefined) {
+  const failing = new Set(probed?.filter((p) => !p.ok).map((p) => p.address));
+  const served = addresses.filter((address) => !failing.has(address));
+  return served.length > 0 ? served : addresses;
 }
 
 /** A subscriber or metrics hook that throws must not stop the probe loop. */

@@ -5,6 +5,7 @@ import type { HistoryEntry } from './admin.js';
 import type { PodStatus } from './pods-verdict.js';
 import type { Selection } from './select.js';
 import type { PoolHealth } from './state.js';
+import type { AddressResult } from './verdict.js';
 
 export interface ResolveError {
   readonly reason: string;
@@ -19,6 +20,11 @@ export interface PoolSnapshot extends PoolHealth {
   readonly addresses: readonly string[];
   /** `config`: the pool's `address` (or an IP-literal proxy host); `dns`: the proxy host, resolved. */
   readonly addressSource: 'config' | 'dns';
+  /**
+   * A proxy host with several addresses: how each did in the last round. `addresses` then holds
+   * only those that passed (all of them when none did).
+   */
+  readonly probedAddresses?: readonly AddressResult[];
   /** Set while the last re-resolution failed; `addresses` are then the last good ones. */
   readonly resolveError: ResolveError | undefined;
   /** The next round follows after fastInterval rather than interval. */

@@ -11,6 +11,13 @@ export interface TargetResult {
   readonly latencyMs: number;
 }
 
+/** How one address of a proxy host with several did in a round. */
+export interface AddressResult {
+  readonly address: string;
+  readonly ok: boolean;
+  readonly reason: string;
+}
+
 /** One round: every target once, concurrently. */
 export interface RoundResult {
   readonly ok: boolean;
@@ -26,6 +33,8 @@ export interface RoundResult {
    * own, error pages included, or its shallow check); undefined where nobody asked.
    */
   readonly proxyAnswers?: boolean;
+  /** A proxy host with several addresses: how each address did (per-address.ts). */
+  readonly addresses?: readonly AddressResult[];
   /** Wall time of the round. */
   readonly latencyMs: number;
   /** Epoch ms at which the round finished. */

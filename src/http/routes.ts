@@ -22,6 +22,8 @@ function poolStatus(pool: PoolSnapshot) {
     failures: pool.failures,
     addresses: pool.addresses,
     addressSource: pool.addressSource,
+    // A proxy host with several addresses: each one's last round; only passing ones are served.
+    probedAddresses: pool.probedAddresses ?? null,
     resolveError: pool.resolveError && { reason: pool.resolveError.reason, at: iso(pool.resolveError.at) },
     heldDownUntil: iso(pool.flaps.heldUntil) ?? null,
     lastRound: pool.lastRound && {
