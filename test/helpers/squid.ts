@@ -20,9 +20,10 @@
 // pid/log/coredump paths and the files squid.conf reads from /etc/squid/k8s/ (copied into the
 // instance's folder), `shutdown_lifetime 1 second` (tests stop squids often), a `hosts_file` that
 // maps test names (origin.test, tls.origin.test) to loopback origins with every other name going
-// to `dns_nameservers 127.0.0.1` (nothing leaves the machine), the loopback origins' addresses
-// (127.0.0.2-127.0.0.255) excepted from `deny to_localhost` (127.0.0.1 stays refused), and, on
-// request, basic auth (`auth`) and the egress faults (`egress`).
+// to `dns_nameservers 127.0.0.1` (nothing leaves the machine), no ICMP pinger (it would outlive a
+// SIGKILLed Squid), the loopback origins' addresses (127.0.0.2-127.0.0.255) excepted from `deny
+// to_localhost` (127.0.0.1 stays refused), and, on request, basic auth (`auth`) and the egress
+// faults (`egress`).
 // `squidConf` in a spec renders another text of the same shape instead, to check that a test fails
 // without a directive; `podFiles` replaces the files it reads (internal-ranges.txt).
 // `renderSquidConfig(text, ...)` is pure, for printing or diffing.
@@ -167,6 +168,9 @@ export function renderSquidConfig(
     // Keeps Squid off the machine's resolver: test names come from hosts_file, others fail fast.
     'dns_nameservers 127.0.0.1',
     `hosts_file ${join(dir, 'hosts')}`,
+    // Debian's Squid has ICMP: its pinger helper would be orphaned when Squid is SIGKILLed.
+    'pinger_enable off',
+    'netdb_filename none',
   );
   if (egress === 'cut') {
     // An address the host lacks: the bind fails locally, nothing is sent -> 503 ERR_CONNECT_FAIL.

@@ -35,7 +35,12 @@ describe.each(['primary', 'secondary'])('k8s/squid-%s.yaml', (pool) => {
 
   it('holds a Deployment, a ClusterIP Service and its ConfigMaps, all in namespace egress', () => {
     // Squid's own ConfigMap is generated from k8s/squid/ (kustomization.yaml, test/unit/squid-conf.test.ts).
-    expect(docs.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'Service']);
+    expect(docs.map((d) => d.kind).sort()).toEqual([
+      'ConfigMap',
+      'Deployment',
+      'PodDisruptionBudget',
+      'Service',
+    ]);
     for (const doc of docs) expect(doc.metadata.namespace).toBe('egress');
     expect(deployment.metadata.name).toBe(name);
     expect(service.metadata.name).toBe(name);
