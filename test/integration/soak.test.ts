@@ -28,13 +28,15 @@ describe('the soak oracle', () => {
   );
   const primary = squids[0] as Component;
   const t = 1_000_000;
-  const mark = (c: Component, to: 'ok' | 'broken', at: number) => {
-    const change = c.begin(to, to, at);
+  const mark = (c: Component, to: 'ok' | 'broken', at: number, what: string = to) => {
+    const change = c.begin(to, what, at);
     change.end = at + 10;
   };
-  mark(primary, 'broken', t);
+  mark(primary, 'broken', t, 'cut');
   mark(primary, 'ok', t + 60_000);
   mark(origin, 'broken', t + 120_000);
+  mark(origin, 'ok', t + 180_000);
+  for (const squid of squids) mark(squid, 'broken', t + 240_000, 'kill');
 
   it('while all is well, only the primary is acceptable', () => {
     expect(oracle.verdict(t - 1, undefined).acceptable).toEqual(['primary']);
@@ -57,9 +59,33 @@ describe('the soak oracle', () => {
     expect(oracle.verdict(t + 60_000 + 10 + bounds.recoverMs + 1, undefined).acceptable).toEqual(['primary']);
   });
 
-  it('with every pool surely down, only the held answer (onAllDown: last) is right', () => {
+  it('an origin outage blames no pool: the answer may stay where it was, on any of them', () => {
     const later = t + 120_000 + 10 + bounds.detectMs + 1;
+    expect(oracle.verdict(later, 'primary')).toEqual({
+      acceptable: ['primary', 'secondary', 'tertiary'],
+      someoneUp: false,
+    });
+  });
+
+  it('with every Squid killed (surely down), only the held answer (onAllDown: last) is right', () => {
+    const later = t + 240_000 + 10 + bounds.detectMs + 1;
     expect(oracle.verdict(later, 'primary')).toEqual({ acceptable: ['primary'], someoneUp: false });
+  });
+
+  it('a Squid without egress is down only while another pool works', () => {
+    const [, secondary, tertiary] = squids as [Component, Component, Component];
+    const cut = new Component('a');
+    const o = new Oracle(
+      [
+        { name: 'a', squid: cut },
+        { name: 'b', squid: secondary },
+        { name: 'c', squid: tertiary },
+      ],
+      new Component('origin'),
+      bounds,
+    );
+    mark(cut, 'broken', t, 'cut');
+    expect(o.verdict(t + 10 + bounds.detectMs + 1, undefined).acceptable).toEqual(['b']);
   });
 
   it('flags a transition with no fault behind it, and a recovery of a pool still broken', () => {
