@@ -107,14 +107,17 @@ async function statusLine(service: string, pool: string): Promise<string> {
   return line.slice(line.indexOf(' TXT ') + ' TXT '.length);
 }
 
-/** Writes the config and sends SIGHUP; resolves once the reload is logged, with when it was sent. */
-async function reload(controls: Controls): Promise<number> {
+/**
+ * Writes the config and sends SIGHUP (or, with `signal: false`, leaves the server to notice the file
+ * as it does the kubelet's swap); resolves once the reload is logged, with when the file was written.
+ */
+async function reload(controls: Controls, { signal = true } = {}): Promise<number> {
   const before = reloads().length;
   await writeFile(running().configPath, `${JSON.stringify(config(controls), null, 2)}\n`);
-  const sent = Date.now();
-  process.kill(running().pid, 'SIGHUP');
+  const written = Date.now();
+  if (signal) process.kill(running().pid, 'SIGHUP');
   await waitFor(() => reloads().length > before, { what: 'the reload logged' });
-  return sent;
+  return written;
 }
 
 const reloads = () =>
@@ -291,11 +294,17 @@ describe('operator controls', () => {
   });
 
   it('down is never answered, not even when every other pool is down', async () => {
-    await reload({
-      primary: { state: 'down', reason: 'decommissioning' },
-      a: { state: 'down', reason: 'decommissioning' },
-    });
+    // No SIGHUP: the file's change alone, noticed within the 1 s poll, as after the kubelet's swap.
+    const written = await reload(
+      {
+        primary: { state: 'down', reason: 'decommissioning' },
+        a: { state: 'down', reason: 'decommissioning' },
+      },
+      { signal: false },
+    );
     await waitForAnswer('proxy', SECONDARY, 'primary down');
+    expect(Date.now() - written).toBeLessThan(1_000 + RELOAD_BOUND_MS);
+    expect(reloads().at(-1)?.trigger).toBe('file');
     await waitForAnswer('all', '10.2.0.2', 'a down');
     const transitions = running()
       .transitions('proxy')
