@@ -13,7 +13,13 @@
 // --log-level wins over LOG_LEVEL, which wins over the default, info.
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { formatDuration, MAX_DURATION_MS, parseDuration } from './config/duration.js';
-import { DEFAULT_HTTP_LISTEN } from './config/schema.js';
+import {
+  DEFAULT_HTTP_LISTEN,
+  DNS_DEFAULTS,
+  PROBE_DEFAULTS,
+  SIDECAR_DEFAULTS,
+  type StatusRange,
+} from './config/schema.js';
 import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS, type LogLevel } from './log.js';
 import { redactUrl } from './redact.js';
 import { hasCredentials, isHttpUrl } from './url.js';
@@ -84,6 +90,49 @@ Exit 0 when every service is answered (not SERVFAIL), 1 when one is not, 2 when 
 read (one line on stderr says why). Gives up after ${formatDuration(STATUS_TIMEOUT_MS)}.
 In a cluster: kubectl -n egress port-forward deploy/egress-dns 8080 & egress-failover status`;
 
+// The defaults a help text names are read from the schema, the one place they live, so the two
+// cannot drift apart (a test checks a few against it).
+const statusList = (ranges: readonly StatusRange[]) =>
+  ranges.map(({ min, max }) => (min === max ? `${min}` : `${min}-${max}`)).join(',');
+const probeDefaults = (d: typeof PROBE_DEFAULTS) =>
+  `quorum ${d.quorum}, interval ${formatDuration(d.intervalMs)}, timeout ${formatDuration(d.timeoutMs)}, ` +
+  `rise ${d.rise}, fall ${d.fall}, fastInterval ${formatDuration(d.fastIntervalMs)}, ` +
+  `expectStatus ${statusList(d.expectStatus)}`;
+const flapDefaults = (d: typeof PROBE_DEFAULTS) =>
+  `flapThreshold ${d.flapThreshold}, flapWindow ${formatDuration(d.flapWindowMs)}, ` +
+  `holdDown ${formatDuration(d.holdDownMs)}, maxHoldDown ${formatDuration(d.maxHoldDownMs)}`;
+
+/** `text` as lines of at most `width` columns, each after `indent` spaces. */
+function wrap(text: string, indent: number, width = 100): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && indent + line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  lines.push(line);
+  return lines.map((each) => `${' '.repeat(indent)}${each}`).join('\n');
+}
+
+const DNS_CONFIG_DEFAULTS = wrap(
+  `defaults: dns.zone ${DNS_DEFAULTS.zone}, dns.listen ${DNS_DEFAULTS.listen}, dns.ttl ${DNS_DEFAULTS.ttl}, ` +
+    `http.listen ${DEFAULT_HTTP_LISTEN} (/livez /readyz /status /metrics), ` +
+    `probe: ${probeDefaults(PROBE_DEFAULTS)}, ${flapDefaults(PROBE_DEFAULTS)}; ` +
+    `onAllDown ${DNS_DEFAULTS.onAllDown}. services and probe.targets have no default.`,
+  22,
+);
+const { listen, probe: sidecarProbe } = SIDECAR_DEFAULTS;
+const SIDECAR_CONFIG_DEFAULTS = wrap(
+  `defaults: sidecar.listen ${listen.host}:${listen.port}, proxy ${SIDECAR_DEFAULTS.proxy}, ` +
+    `${probeDefaults(sidecarProbe)}, liveness ${SIDECAR_DEFAULTS.liveness} (deep | attributed | shallow), ` +
+    `readiness ${SIDECAR_DEFAULTS.readiness} (deep | attributed). targets has no default.`,
+  22,
+);
+
 const HELP: Record<CommandName | 'main', string> = {
   main: `egress-failover: health-checked DNS failover for Kubernetes egress proxies (Squid)
 
@@ -113,11 +162,7 @@ reloads it; an invalid new config is refused and the old one keeps serving. SIGT
 within 5 s.
 
   -c, --config FILE   the DNS config (YAML or JSON), required
-                      defaults: dns.zone egress.svc, dns.listen 0.0.0.0:5353, dns.ttl 5,
-                      http.listen 0.0.0.0:8080 (/livez /readyz /status /metrics),
-                      probe: quorum 1, interval 2s, timeout 1s, rise 2, fall 2,
-                      fastInterval 200ms, expectStatus 200-399; onAllDown servfail.
-                      services and probe.targets have no default.
+${DNS_CONFIG_DEFAULTS}
 
 Exit 2 with one line per problem when the config is invalid or a listen address cannot be bound.
 
@@ -129,9 +174,7 @@ Runs next to one Squid: probes it in the background and answers the kubelet from
 verdict: /livez (the proxy answers), /readyz (the deep check), /health (per sidecar.liveness).
 
   -c, --config FILE   the sidecar config (YAML or JSON), required
-                      defaults: sidecar.listen 0.0.0.0:8081, proxy http://127.0.0.1:3128,
-                      quorum 1, interval 5s, timeout 3s, rise 1, fall 3, expectStatus 200-399,
-                      liveness deep (deep | attributed | shallow). targets has no default.
+${SIDECAR_CONFIG_DEFAULTS}
 
 Exit 2 with one line per problem when the config is invalid or the listen address cannot be bound.
 

@@ -314,7 +314,15 @@ export const PROBE_DEFAULTS: ProbeDefaults = {
 /** The dns server's HTTP endpoints; `egress-failover status` asks this port on the local host by default. */
 export const DEFAULT_HTTP_LISTEN = '0.0.0.0:8080';
 
-const SIDECAR_DEFAULTS = {
+/** The dns block's and each service's defaults (the help texts read them from here). */
+export const DNS_DEFAULTS = {
+  zone: 'egress.svc',
+  listen: '0.0.0.0:5353',
+  ttl: 5,
+  onAllDown: 'servfail',
+} as const;
+
+export const SIDECAR_DEFAULTS = {
   listen: { host: '0.0.0.0', port: 8081 },
   proxy: 'http://127.0.0.1:3128',
   liveness: 'deep',
@@ -656,16 +664,16 @@ const poolSchema = z.strictObject({
 const serviceSchema = z.strictObject({
   // A label cannot start with "_", so no service can take the name `_status.<service>` answers under.
   name: dnsLabel,
-  onAllDown: z.enum(['servfail', 'last', 'all']).default('servfail'),
+  onAllDown: z.enum(['servfail', 'last', 'all']).default(DNS_DEFAULTS.onAllDown),
   pools: z.array(poolSchema).min(1, 'needs at least one pool'),
 });
 
 const dnsFields = z.strictObject({
   dns: z
     .strictObject({
-      zone: dnsName.default('egress.svc'),
-      listen: listenAddress.prefault('0.0.0.0:5353'),
-      ttl: z.number().int().min(0).max(86_400).default(5),
+      zone: dnsName.default(DNS_DEFAULTS.zone),
+      listen: listenAddress.prefault(DNS_DEFAULTS.listen),
+      ttl: z.number().int().min(0).max(86_400).default(DNS_DEFAULTS.ttl),
       nameserver: dnsName.optional(),
     })
     .prefault({}),

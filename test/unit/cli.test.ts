@@ -171,11 +171,13 @@ describe('help and version', () => {
   });
 
   it('names the defaults in each command help', () => {
-    expect(helpText('dns')).toContain('dns.listen 0.0.0.0:5353');
-    expect(helpText('dns')).toContain('http.listen 0.0.0.0:8080');
-    expect(helpText('dns')).toContain('interval 2s, timeout 1s, rise 2, fall 2');
-    expect(helpText('sidecar')).toContain('sidecar.listen 0.0.0.0:8081, proxy http://127.0.0.1:3128');
-    expect(helpText('sidecar')).toContain('interval 5s, timeout 3s, rise 1, fall 3');
+    // The defaults are wrapped to the terminal's width wherever they fall: read them as one line.
+    const flat = (topic: 'dns' | 'sidecar') => helpText(topic).replace(/\s+/g, ' ');
+    expect(flat('dns')).toContain('dns.listen 0.0.0.0:5353');
+    expect(flat('dns')).toContain('http.listen 0.0.0.0:8080');
+    expect(flat('dns')).toContain('interval 2s, timeout 1s, rise 2, fall 2');
+    expect(flat('sidecar')).toContain('sidecar.listen 0.0.0.0:8081, proxy http://127.0.0.1:3128');
+    expect(flat('sidecar')).toContain('interval 5s, timeout 3s, rise 1, fall 3');
     expect(helpText('probe')).toContain('(default: 3s');
     expect(helpText('probe')).toMatch(
       /--quorum N +how many targets must pass \(default: 1, as probe\.quorum/,
@@ -184,6 +186,17 @@ describe('help and version', () => {
       expect(helpText(command)).toContain('--log-level');
       expect(helpText(command)).toContain('README');
     }
+  });
+
+  it('names the defaults the schema has, read from it', async () => {
+    const { DNS_DEFAULTS, PROBE_DEFAULTS, SIDECAR_DEFAULTS } = await import('../../src/config/schema.js');
+    const dns = helpText('dns').replace(/\s+/g, ' ');
+    expect(dns).toContain(`dns.listen ${DNS_DEFAULTS.listen}, dns.ttl ${DNS_DEFAULTS.ttl},`);
+    expect(dns).toContain(`probe: quorum ${PROBE_DEFAULTS.quorum}, interval 2s, timeout 1s,`);
+    expect(dns).toContain(`onAllDown ${DNS_DEFAULTS.onAllDown}.`);
+    const sidecar = helpText('sidecar').replace(/\s+/g, ' ');
+    expect(sidecar).toContain('interval 5s, timeout 3s, rise 1, fall 3, fastInterval 500ms');
+    expect(sidecar).toContain(`readiness ${SIDECAR_DEFAULTS.readiness} (deep | attributed)`);
   });
 
   it('keeps help lines within 100 columns', () => {
