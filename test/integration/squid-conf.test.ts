@@ -4,7 +4,7 @@
 // keep-alive client sees its connection closed after an error reply, when idle, and when old,
 // never a hang. A control Squid, the same file without `persistent_connection_after_error off`,
 // shows that the close checks fail without that line.
-// Addresses: squids 127.0.0.81-83:3128, origins on 127.0.0.84 and 127.0.0.85 (free ports).
+// Addresses: squids 127.0.0.81-83, 86, 87 (:3128), origins on 127.0.0.84 and 127.0.0.85 (free ports).
 import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { Agent, createServer, request } from 'node:http';
@@ -131,6 +131,8 @@ let fleet: SquidFleet | undefined;
 let shipped: Squid;
 let shippedCut: Squid;
 let controlCut: Squid;
+let shippedDeadParent: Squid;
+let stopping: Squid;
 let origin: Origin;
 let listed: Origin;
 let localhostHits = 0;
@@ -160,8 +162,16 @@ beforeAll(async () => {
     { label: 'conf', host: '127.0.0.81', ...common },
     { label: 'confcut', host: '127.0.0.82', egress: 'cut', ...common },
     { label: 'control', host: '127.0.0.83', egress: 'cut', squidConf: withoutCloseAfterError, ...common },
+    { label: 'confparent', host: '127.0.0.86', egress: 'dead-parent', ...common },
+    { label: 'confterm', host: '127.0.0.87', ...common },
   ]);
-  [shipped, shippedCut, controlCut] = fleet.squids as [Squid, Squid, Squid];
+  [shipped, shippedCut, controlCut, shippedDeadParent, stopping] = fleet.squids as [
+    Squid,
+    Squid,
+    Squid,
+    Squid,
+    Squid,
+  ];
 }, 60_000);
 
 afterAll(async () => {
@@ -233,6 +243,23 @@ describe('a keep-alive client is never left on a connection', () => {
     await closed(first.socket, 2_000, 'the connection to close after the 503');
     const second = await get(agent, shippedCut, origin.url);
     expect(second.reused).toBe(false);
+  });
+
+  it('sees the connection closed after a 502 (dead parent)', async () => {
+    const reply = await get(keepAlive(), shippedDeadParent, origin.url);
+    expect(reply.status).toBe(502);
+    expect(reply.squidError).toBeDefined();
+    await closed(reply.socket, 2_000, 'the connection to close after the 502');
+  });
+
+  // What a pod's stop does to kept clients once the preStop drain is over (docs/squid.md).
+  it('sees its idle connection closed at once when Squid gets TERM, and the port refuses', async () => {
+    const reply = await get(keepAlive(), stopping, origin.url);
+    expect(reply.status).toBe(200);
+    const stopped = stopping.shutdown();
+    await closed(reply.socket, 1_000, 'the idle connection to close on TERM');
+    await stopped;
+    await expect(get(keepAlive(), stopping, origin.url)).rejects.toThrow(/ECONNREFUSED/);
   });
 
   it('control: without persistent_connection_after_error off the same client stays on its connection', async () => {
