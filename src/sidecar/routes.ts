@@ -1,15 +1,18 @@
 // Pure: the sidecar's state -> the replies of /livez, /readyz and /health (status + JSON body).
 // Every reply is built from the last round's results; nothing here can wait on the proxy, which is
 // what keeps kubelet's timeoutSeconds out of reach however hung Squid is.
-import type { LivenessMode } from '../config/schema.js';
+import type { LivenessMode, ReadinessMode } from '../config/schema.js';
 import type { Thresholds } from '../health/state.js';
 import type { RoundResult, TargetResult } from '../health/verdict.js';
 import {
+  type Fault,
   healthVerdict,
   livezVerdict,
   readyzVerdict,
   type ShallowResult,
+  type SidecarModes,
   type SidecarState,
+  usesAttribution,
   type Verdict,
 } from './verdict.js';
 
@@ -30,8 +33,13 @@ export interface CheckBody {
 
 export interface SidecarBody {
   readonly status: 'ok' | 'error';
-  /** /health only: which liveness mode produced the verdict. */
-  readonly mode?: LivenessMode;
+  /** /readyz and /health: which mode (readiness, liveness) produced the verdict. */
+  readonly mode?: LivenessMode | ReadinessMode;
+  /**
+   * /readyz and /health: who the verdict blames in `attributed` mode (none, proxy, outside), from
+   * the last round that could tell; null in other modes and before such a round.
+   */
+  readonly fault?: Fault | null;
   readonly reason: string;
   readonly since: string;
   /** When the last round finished; null before the first. */
@@ -39,18 +47,18 @@ export interface SidecarBody {
   readonly latency_ms: number | null;
   /** The deep check's targets in the last round (empty for /livez, which probes no target). */
   readonly targets: readonly TargetBody[];
-  /** /health only: what the verdict rests on. */
+  /** /readyz and /health: what the verdict rests on. */
   readonly evidence?: {
     /** The deep check through the proxy. */
     readonly proxy: (CheckBody & { readonly targets: readonly TargetBody[] }) | null;
-    /** The same targets fetched directly from the pod; null unless the mode is attributed. */
+    /** The same targets fetched directly from the pod; null unless an endpoint is attributed. */
     readonly direct: (CheckBody & { readonly targets: readonly TargetBody[] }) | null;
     /** Whether any direct fetch has passed since start: false means no direct route (yet). */
     readonly directEverSucceeded: boolean | null;
     /** The shallow check (/livez). */
     readonly answers: CheckBody | null;
-    /** attributed: who the last round blames (none, proxy, outside); null in other modes. */
-    readonly fault: 'none' | 'proxy' | 'outside' | null;
+    /** As `fault` above. */
+    readonly fault: Fault | null;
   };
 }
 
@@ -94,7 +102,8 @@ function reply(verdict: Verdict, fields: Omit<SidecarBody, 'status' | 'reason' |
 }
 
 function livez(state: SidecarState): SidecarReply {
-  const shallow = state.shallow;
+  // The last check made, also one that did not count (a local error): lastCheck says it ran.
+  const shallow = state.shallowLocal ?? state.shallow;
   return reply(livezVerdict(state), {
     lastCheck: shallow ? iso(shallow.at) : null,
     latency_ms: shallow ? shallow.latencyMs : null,
@@ -112,22 +121,39 @@ function deepFields(state: SidecarState) {
   };
 }
 
-function health(state: SidecarState, mode: LivenessMode, thresholds: Thresholds): SidecarReply {
-  const evidence = state.lastEvidence;
-  const attributed = mode === 'attributed';
+/** What /readyz and /health rest on; `attributed`: the endpoint's mode answers from attribution. */
+function evidenceOf(state: SidecarState, modes: SidecarModes, attributed: boolean) {
+  const fault = attributed ? (state.fault ?? null) : null;
+  return {
+    fault,
+    evidence: {
+      proxy: roundBody(state.lastEvidence?.proxy),
+      direct: roundBody(state.lastEvidence?.direct),
+      directEverSucceeded: usesAttribution(modes) ? state.directEverOk : null,
+      answers: shallowBody(state.shallowLocal ?? state.shallow),
+      fault,
+    },
+  };
+}
+
+function readyz(state: SidecarState, modes: SidecarModes, thresholds: Thresholds): SidecarReply {
+  const mode = modes.readiness;
+  return reply(readyzVerdict(state, mode, thresholds), {
+    mode,
+    ...deepFields(state),
+    ...evidenceOf(state, modes, mode === 'attributed'),
+  });
+}
+
+function health(state: SidecarState, modes: SidecarModes, thresholds: Thresholds): SidecarReply {
+  const mode = modes.liveness;
   const fields = mode === 'shallow' ? livez(state).body : deepFields(state);
   return reply(healthVerdict(state, mode, thresholds), {
     mode,
     lastCheck: fields.lastCheck,
     latency_ms: fields.latency_ms,
     targets: fields.targets,
-    evidence: {
-      proxy: roundBody(evidence?.proxy),
-      direct: roundBody(evidence?.direct),
-      directEverSucceeded: attributed ? state.directEverOk : null,
-      answers: shallowBody(state.shallow),
-      fault: attributed ? (state.lastAttribution?.fault ?? null) : null,
-    },
+    ...evidenceOf(state, modes, mode === 'attributed'),
   });
 }
 
@@ -135,16 +161,16 @@ function health(state: SidecarState, mode: LivenessMode, thresholds: Thresholds)
 export function sidecarRoute(
   path: string,
   state: SidecarState,
-  mode: LivenessMode,
+  modes: SidecarModes,
   thresholds: Thresholds,
 ): SidecarReply | undefined {
   switch (path) {
     case '/livez':
       return livez(state);
     case '/readyz':
-      return reply(readyzVerdict(state, thresholds), deepFields(state));
+      return readyz(state, modes, thresholds);
     case '/health':
-      return health(state, mode, thresholds);
+      return health(state, modes, thresholds);
     default:
       return undefined;
   }

@@ -1,8 +1,10 @@
 // The sidecar in-process against a real Squid (apt squid 5.7) and a real loopback origin, with the
-// faults a Squid pod meets: egress cut, outside site failing, hung (SIGSTOP), killed. Three
-// sidecars, one per liveness mode, watch the same Squid, so every fault is seen by every mode.
+// faults a Squid pod meets: egress cut, outside site failing, hung (SIGSTOP), killed. Four
+// sidecars watch the same Squid, one per liveness mode (readiness deep) and one with
+// `readiness: attributed` (liveness deep), so every fault is seen by every mode.
 // Addresses: squid 127.0.0.14:3128, origin 127.0.0.16:80, sidecars on 127.0.0.1 port 0.
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -10,7 +12,12 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDnsMetrics } from '../../src/commands/dns/metrics.js';
 import { type RunningSidecar, runSidecar } from '../../src/commands/sidecar/run.js';
-import { type LivenessMode, type SidecarConfig, sidecarConfigSchema } from '../../src/config/schema.js';
+import {
+  type LivenessMode,
+  type ReadinessMode,
+  type SidecarConfig,
+  sidecarConfigSchema,
+} from '../../src/config/schema.js';
 import { isOperatorError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import type { SidecarBody } from '../../src/sidecar/routes.js';
@@ -40,12 +47,12 @@ function capture() {
   return { lines, logger: createLogger({ destination }) };
 }
 
-function config(liveness: LivenessMode, listen = '127.0.0.1:0'): SidecarConfig {
-  return sidecarConfigSchema.parse(configFile(liveness, listen));
+function config(liveness: LivenessMode, listen = '127.0.0.1:0', readiness?: ReadinessMode): SidecarConfig {
+  return sidecarConfigSchema.parse(configFile(liveness, listen, readiness));
 }
 
 /** The config as written to a file (JSON is YAML), for the sidecars that reload. */
-function configFile(liveness: LivenessMode, listen = '127.0.0.1:0') {
+function configFile(liveness: LivenessMode, listen = '127.0.0.1:0', readiness?: ReadinessMode) {
   return {
     sidecar: {
       listen,
@@ -57,6 +64,7 @@ function configFile(liveness: LivenessMode, listen = '127.0.0.1:0') {
       rise: RISE,
       fall: FALL,
       liveness,
+      ...(readiness ? { readiness } : {}),
     },
   };
 }
@@ -66,22 +74,27 @@ interface Watched {
   readonly lines: Record<string, unknown>[];
 }
 
+/** The sidecars under test: one per liveness mode, and `ready`: readiness attributed, liveness deep. */
+type Which = LivenessMode | 'ready';
+
 let origin: Origin;
 let fleet: SquidFleet | undefined;
 let squid: Squid;
-const sidecars = new Map<LivenessMode, Watched>();
+const sidecars = new Map<Which, Watched>();
 const extra: RunningSidecar[] = [];
 
-async function start(liveness: LivenessMode): Promise<Watched> {
+async function start(which: Which): Promise<Watched> {
   const { lines, logger } = capture();
-  return { running: await runSidecar(config(liveness), logger), lines };
+  const chosen = which === 'ready' ? config('deep', undefined, 'attributed') : config(which);
+  return { running: await runSidecar(chosen, logger), lines };
 }
 
 beforeAll(async () => {
   origin = await startOrigin({ host: ORIGIN_HOST, name: 'sidecar-origin.test' });
   fleet = await startSquids([{ label: 'sidecar', host: '127.0.0.14' }], { probeUrl: TARGET });
   [squid] = fleet.squids as [Squid];
-  for (const mode of ['deep', 'attributed', 'shallow'] as const) sidecars.set(mode, await start(mode));
+  for (const which of ['deep', 'attributed', 'shallow', 'ready'] as const)
+    sidecars.set(which, await start(which));
 });
 
 afterAll(async () => {
@@ -91,7 +104,21 @@ afterAll(async () => {
   await origin?.close();
 });
 
-const sidecar = (mode: LivenessMode) => sidecars.get(mode)?.running as RunningSidecar;
+const CONNECTIONS = 'egress_squid_client_connections';
+
+/** One GET through the Squid on a keep-alive agent, which keeps the connection afterwards. */
+function fetchThroughSquid(agent: Agent): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: squid.host, port: squid.port, path: TARGET, agent }, (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+const sidecar = (which: Which) => sidecars.get(which)?.running as RunningSidecar;
 
 async function get(running: RunningSidecar, path: string): Promise<{ status: number; body: SidecarBody }> {
   const { host, port } = running.address;
@@ -134,11 +161,11 @@ const attributedSeries = (samples: Map<string, number>) =>
       key.startsWith('egress_sidecar_direct_ever_succeeded'),
   );
 
-const statusOf = async (mode: LivenessMode, path: string) => (await get(sidecar(mode), path)).status;
+const statusOf = async (which: Which, path: string) => (await get(sidecar(which), path)).status;
 
 /** Waits until every listed endpoint answers `status` and returns the last bodies. */
 async function waitForStatus(
-  checks: readonly [LivenessMode, string][],
+  checks: readonly [Which, string][],
   status: number,
   timeoutMs: number,
 ): Promise<SidecarBody[]> {
@@ -177,19 +204,18 @@ const reloads = (samples: Map<string, number>) => ({
   failed: samples.get('egress_config_reloads_total{result="failed"}'),
 });
 
-const ALL_HEALTH: [LivenessMode, string][] = [
+const ALL_HEALTH: [Which, string][] = [
   ['deep', '/health'],
   ['attributed', '/health'],
   ['shallow', '/health'],
 ];
+const READY_ATTRIBUTED: [Which, string] = ['ready', '/readyz'];
 
 describe('sidecar against a real squid', () => {
   it('healthy: /readyz, /health and /livez 200 in every mode', async () => {
-    const modes = ['deep', 'attributed', 'shallow'] as const;
+    const modes = ['deep', 'attributed', 'shallow', 'ready'] as const;
     const [readyz] = await waitForStatus(
-      ['/readyz', '/health', '/livez'].flatMap((path) =>
-        modes.map((mode): [LivenessMode, string] => [mode, path]),
-      ),
+      ['/readyz', '/health', '/livez'].flatMap((path) => modes.map((mode): [Which, string] => [mode, path])),
       200,
       5_000,
     );
@@ -200,6 +226,14 @@ describe('sidecar against a real squid', () => {
       mode: 'attributed',
       evidence: { proxy: { ok: true }, direct: { ok: true }, directEverSucceeded: true, fault: 'none' },
     });
+    expect((await get(sidecar('deep'), '/readyz')).body).toMatchObject({ mode: 'deep', fault: null });
+    expect((await get(sidecar('ready'), '/readyz')).body).toMatchObject({
+      mode: 'attributed',
+      fault: 'none',
+      evidence: { direct: { ok: true }, directEverSucceeded: true },
+    });
+    // Readiness attributed makes the direct fetches, though liveness is deep.
+    expect((await get(sidecar('ready'), '/health')).body).toMatchObject({ mode: 'deep', fault: null });
   });
 
   it('serves its own metrics', async () => {
@@ -211,6 +245,44 @@ describe('sidecar against a real squid', () => {
     );
     expect(text).toContain('egress_sidecar_direct_ever_succeeded 1');
     expect(text).toContain('egress_sidecar_state{check="attributed",state="healthy"} 1');
+    expect(text).toContain('egress_sidecar_endpoint_mode{endpoint="health",mode="attributed"} 1');
+    expect(text).toContain('egress_sidecar_endpoint_mode{endpoint="readyz",mode="deep"} 1');
+    expect(text).toContain('egress_probe_local_errors_total{check="direct"} 0');
+  });
+
+  it('readiness attributed: the mode gauge says so, and the attributed series are there', async () => {
+    const samples = await scrape(sidecar('ready'));
+    expect(samples.get('egress_sidecar_endpoint_mode{endpoint="readyz",mode="attributed"}')).toBe(1);
+    expect(samples.get('egress_sidecar_endpoint_mode{endpoint="readyz",mode="deep"}')).toBe(0);
+    expect(samples.get('egress_sidecar_endpoint_mode{endpoint="health",mode="deep"}')).toBe(1);
+    expect(samples.get('egress_sidecar_state{check="attributed",state="healthy"}')).toBe(1);
+    expect(samples.get('egress_sidecar_direct_ever_succeeded')).toBe(1);
+    expect(samples.get('egress_sidecar_endpoint_ok{endpoint="readyz"}')).toBe(1);
+  });
+
+  it('egress_squid_client_connections counts the clients that keep their connection to Squid', async () => {
+    const HELD = 12;
+    const count = (m: Map<string, number>) => m.get(CONNECTIONS);
+    await scrapeUntil(
+      sidecar('deep'),
+      (m) => count(m) !== undefined,
+      'the connections gauge from the cache manager',
+    );
+    // Keep-alive clients, as Node's Agent, Go's Transport or a requests.Session keep them.
+    const agents = Array.from({ length: HELD }, () => new Agent({ keepAlive: true }));
+    try {
+      await Promise.all(agents.map((agent) => fetchThroughSquid(agent)));
+      // The sidecars' own probes come and go beside them (a fetch and a shallow check each, per round).
+      const held = await scrapeUntil(
+        sidecar('deep'),
+        (m) => (count(m) ?? 0) >= HELD,
+        `the ${HELD} held clients counted`,
+      );
+      expect(count(held)).toBeLessThanOrEqual(HELD + 2 * sidecars.size);
+    } finally {
+      for (const agent of agents) agent.destroy();
+    }
+    await scrapeUntil(sidecar('deep'), (m) => (count(m) ?? HELD) < HELD, 'the count to fall once they close');
   });
 
   // Regression: deep and shallow pods exported the unused attributed machine as healthy and
@@ -298,12 +370,8 @@ describe('sidecar against a real squid', () => {
   it('egress cut: 503 within fall rounds naming ERR_CONNECT_FAIL; deep and attributed /health 503', async () => {
     await squid.cutEgress();
     // The bound is the wait itself: DETECT_MS, derived from interval, timeout, fastInterval and fall.
-    const [readyz, deep, attributed] = await waitForStatus(
-      [
-        ['deep', '/readyz'],
-        ['deep', '/health'],
-        ['attributed', '/health'],
-      ],
+    const [readyz, deep, attributed, ready] = await waitForStatus(
+      [['deep', '/readyz'], ['deep', '/health'], ['attributed', '/health'], READY_ATTRIBUTED],
       503,
       DETECT_MS,
     );
@@ -311,6 +379,10 @@ describe('sidecar against a real squid', () => {
     expect(deep).toMatchObject({ status: 'error', mode: 'deep' });
     expect(attributed?.reason).toContain('direct=ok');
     expect(attributed?.evidence).toMatchObject({ fault: 'proxy', direct: { ok: true } });
+    // Readiness attributed: the proxy fails what the pod reaches, so the pod leaves its Service.
+    expect(ready).toMatchObject({ mode: 'attributed', fault: 'proxy' });
+    expect(ready?.reason).toContain('squid_error=ERR_CONNECT_FAIL');
+    expect(ready?.reason).toContain('direct=ok');
     // Squid still answers HTTP: the shallow views stay up.
     expect(await statusOf('shallow', '/health')).toBe(200);
     expect(await statusOf('deep', '/livez')).toBe(200);
@@ -318,10 +390,10 @@ describe('sidecar against a real squid', () => {
 
   it('egress restored: back to 200 after rise', async () => {
     await squid.restoreEgress();
-    await waitForStatus([['deep', '/readyz'], ...ALL_HEALTH], 200, RECOVER_MS);
+    await waitForStatus([['deep', '/readyz'], READY_ATTRIBUTED, ...ALL_HEALTH], 200, RECOVER_MS);
   });
 
-  it('outside site failing (origin 500), squid fine: attributed /health stays 200, /readyz and deep /health 503', async () => {
+  it('outside site failing (origin 500), squid fine: attributed /health and /readyz stay 200, deep /readyz and /health 503', async () => {
     // A fresh attributed sidecar that has never seen a direct fetch pass warns about it.
     const fresh = capture();
     origin.status(500);
@@ -329,9 +401,14 @@ describe('sidecar against a real squid', () => {
     extra.push(late);
     try {
       const attributedSeen: number[] = [];
+      const readySeen: number[] = [];
+      const look = async () => {
+        attributedSeen.push(await statusOf('attributed', '/health'));
+        readySeen.push(await statusOf('ready', '/readyz'));
+      };
       await waitFor(
         async () => {
-          attributedSeen.push(await statusOf('attributed', '/health'));
+          await look();
           return (await statusOf('deep', '/health')) === 503 && (await statusOf('deep', '/readyz')) === 503;
         },
         { timeoutMs: DETECT_MS, what: 'deep /health and /readyz to answer 503' },
@@ -342,7 +419,7 @@ describe('sidecar against a real squid', () => {
       await waitFor(
         async () => {
           const reply = await get(sidecar('attributed'), '/health');
-          attributedSeen.push(reply.status);
+          await look();
           return reply.body.lastCheck !== lastCheck && reply;
         },
         { timeoutMs: DETECT_MS, what: 'another attributed round' },
@@ -352,13 +429,22 @@ describe('sidecar against a real squid', () => {
         await waitFor(
           async () => {
             const reply = await get(sidecar('attributed'), '/health');
-            attributedSeen.push(reply.status);
+            await look();
             return reply.body.lastCheck !== before;
           },
           { timeoutMs: DETECT_MS, what: 'the next attributed round' },
         );
       }
       expect(attributedSeen.every((s) => s === 200)).toBe(true);
+      // Readiness attributed: the pod stays in its Service through the whole outside outage.
+      expect(readySeen.length).toBeGreaterThan(FALL + 2);
+      expect(readySeen.every((s) => s === 200)).toBe(true);
+      expect((await get(sidecar('ready'), '/readyz')).body).toMatchObject({
+        status: 'ok',
+        mode: 'attributed',
+        fault: 'outside',
+        reason: expect.stringContaining('outside_at_fault'),
+      });
       const attributed = await get(sidecar('attributed'), '/health');
       expect(attributed.body.reason).toContain('outside_at_fault');
       expect(attributed.body.evidence).toMatchObject({
@@ -387,7 +473,7 @@ describe('sidecar against a real squid', () => {
       expect(original.some((l) => l.level === 'warn')).toBe(false);
 
       origin.ok();
-      await waitForStatus([['deep', '/readyz'], ...ALL_HEALTH], 200, RECOVER_MS);
+      await waitForStatus([['deep', '/readyz'], READY_ATTRIBUTED, ...ALL_HEALTH], 200, RECOVER_MS);
       await waitFor(() => fresh.lines.some((l) => String(l.msg).includes('a direct fetch passed')), {
         timeoutMs: RECOVER_MS,
         what: 'the direct-route recovery line',
@@ -409,7 +495,9 @@ describe('sidecar against a real squid', () => {
         async () => {
           const started = performance.now();
           const replies = await Promise.all(
-            (['deep', 'attributed', 'shallow'] as const).map((mode) => get(sidecar(mode), '/readyz')),
+            (['deep', 'attributed', 'shallow', 'ready'] as const).map((mode) =>
+              get(sidecar(mode), '/readyz'),
+            ),
           );
           slowest.ms = Math.max(slowest.ms, performance.now() - started);
           const health = await get(sidecar('attributed'), '/health');
@@ -421,25 +509,34 @@ describe('sidecar against a real squid', () => {
       );
       expect(slowest.ms, 'the slowest round of /readyz replies').toBeLessThan(probeTimeoutMs);
       expect(bodies[0]?.body.reason).toContain('timeout=250ms');
+      expect(bodies[3]?.body).toMatchObject({ mode: 'attributed', fault: 'proxy' });
       expect(bodies[3]?.body.reason).toContain('proxy_not_answering');
+      expect(bodies[4]?.body.reason).toContain('proxy_not_answering');
       // A hung Squid answers nothing: /livez, and so shallow /health, go down as well.
       await waitForStatus([['shallow', '/health']], 503, DETECT_MS);
     } finally {
       squid.cont();
     }
-    await waitForStatus([['deep', '/readyz'], ...ALL_HEALTH], 200, RECOVER_MS);
+    await waitForStatus([['deep', '/readyz'], READY_ATTRIBUTED, ...ALL_HEALTH], 200, RECOVER_MS);
   });
 
   it('squid killed: /livez 503 and /health 503 in every mode; restarted: back to 200 after rise', async () => {
     await squid.kill();
     const bodies = await waitForStatus(
-      [['deep', '/livez'], ['deep', '/readyz'], ...ALL_HEALTH],
+      [['deep', '/livez'], ['deep', '/readyz'], READY_ATTRIBUTED, ...ALL_HEALTH],
       503,
       DETECT_MS,
     );
     expect(bodies[0]?.reason).toBe('connection_refused');
+    expect(bodies[2]).toMatchObject({ fault: 'proxy', reason: 'proxy_not_answering connection_refused' });
+    // No cache manager to ask: the connections gauge is left out, and nothing else minds.
+    expect([...(await scrape(sidecar('deep'))).keys()]).not.toContain('egress_squid_client_connections');
     await squid.start();
-    await waitForStatus([['deep', '/livez'], ['deep', '/readyz'], ...ALL_HEALTH], 200, RECOVER_MS + 2_000);
+    await waitForStatus(
+      [['deep', '/livez'], ['deep', '/readyz'], READY_ATTRIBUTED, ...ALL_HEALTH],
+      200,
+      RECOVER_MS + 2_000,
+    );
   });
 
   it('a listen address in use is an operator error naming sidecar.listen', async () => {

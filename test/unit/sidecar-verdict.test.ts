@@ -10,15 +10,19 @@ import {
   healthVerdict,
   initialSidecarState,
   livezVerdict,
+  localFailures,
   nextRoundDelayMs,
   type RoundEvidence,
   readyzVerdict,
   type ShallowResult,
+  type SidecarModes,
   type SidecarState,
   sidecarReadings,
 } from '../../src/sidecar/verdict.js';
 
 const T = 'http://example.test/';
+/** The modes of a sidecar with `liveness: mode` and the default readiness. */
+const liveness = (mode: LivenessMode): SidecarModes => ({ liveness: mode, readiness: 'deep' });
 const round = (ok: boolean, reason = ok ? 'ok' : 'squid_error=ERR_CONNECT_FAIL status=503'): RoundResult => ({
   ok,
   reason,
@@ -167,7 +171,7 @@ describe('endpoints per liveness mode after a sequence of rounds', () => {
   ])('$name', ({ rounds, livez, readyz, health }) => {
     const state = run(rounds);
     expect(livezVerdict(state).ok).toBe(livez);
-    expect(readyzVerdict(state, thresholds).ok).toBe(readyz);
+    expect(readyzVerdict(state, 'deep', thresholds).ok).toBe(readyz);
     expect(modes.map((mode) => healthVerdict(state, mode, thresholds).ok)).toEqual(health);
   });
 });
@@ -175,7 +179,7 @@ describe('endpoints per liveness mode after a sequence of rounds', () => {
 describe('reasons and since', () => {
   it('names the squid error once confirmed, since the transition', () => {
     const state = run([HEALTHY, ...repeat(3, PROXY_FAULT)]);
-    const verdict = readyzVerdict(state, thresholds);
+    const verdict = readyzVerdict(state, 'deep', thresholds);
     expect(verdict).toEqual({ ok: false, reason: 'squid_error=ERR_CONNECT_FAIL status=503', since: 4000 });
     expect(healthVerdict(state, 'attributed', thresholds).reason).toBe(
       'squid_error=ERR_CONNECT_FAIL status=503 direct=ok',
@@ -184,7 +188,7 @@ describe('reasons and since', () => {
 
   it('says a failure is brewing while still healthy', () => {
     const state = run([HEALTHY, PROXY_FAULT]);
-    expect(readyzVerdict(state, thresholds)).toEqual({
+    expect(readyzVerdict(state, 'deep', thresholds)).toEqual({
       ok: true,
       reason: 'ok, but failing 1/3: squid_error=ERR_CONNECT_FAIL status=503',
       since: 1000,
@@ -193,7 +197,7 @@ describe('reasons and since', () => {
 
   it('says a recovery is under way, naming the last failure', () => {
     const state = run([HEALTHY, ...repeat(3, PROXY_FAULT), HEALTHY]);
-    expect(readyzVerdict(state, thresholds).reason).toBe(
+    expect(readyzVerdict(state, 'deep', thresholds).reason).toBe(
       'recovering 1/2, last failure: squid_error=ERR_CONNECT_FAIL status=503',
     );
   });
@@ -265,7 +269,7 @@ describe('sidecarReadings: what the gauges show, per mode in force', () => {
   // /health said directEverSucceeded: null.
   it.each(['deep', 'shallow'] as const)('%s: only the deep machine, and no direct-route reading', (mode) => {
     const state = run([DEEP_HEALTHY, DEEP_HEALTHY]);
-    expect(sidecarReadings(state, mode, thresholds)).toEqual({
+    expect(sidecarReadings(state, liveness(mode), thresholds)).toEqual({
       machines: [{ check: 'deep', state: 'healthy' }],
       endpoints: { livez: true, readyz: true, health: true },
       directEverSucceeded: undefined,
@@ -274,7 +278,7 @@ describe('sidecarReadings: what the gauges show, per mode in force', () => {
 
   it('attributed: both machines and whether a direct fetch ever passed', () => {
     expect(
-      sidecarReadings(run([OUTSIDE_DOWN, ...repeat(3, OUTSIDE_DOWN)]), 'attributed', thresholds),
+      sidecarReadings(run([OUTSIDE_DOWN, ...repeat(3, OUTSIDE_DOWN)]), liveness('attributed'), thresholds),
     ).toEqual({
       machines: [
         { check: 'deep', state: 'unhealthy' },
@@ -283,13 +287,13 @@ describe('sidecarReadings: what the gauges show, per mode in force', () => {
       endpoints: { livez: true, readyz: false, health: true },
       directEverSucceeded: false,
     });
-    expect(sidecarReadings(run([HEALTHY, OUTSIDE_DOWN]), 'attributed', thresholds).directEverSucceeded).toBe(
-      true,
-    );
+    expect(
+      sidecarReadings(run([HEALTHY, OUTSIDE_DOWN]), liveness('attributed'), thresholds).directEverSucceeded,
+    ).toBe(true);
   });
 
   it('attributed before the first round: both machines unknown, no direct fetch passed yet', () => {
-    expect(sidecarReadings(initialSidecarState(0), 'attributed', thresholds)).toEqual({
+    expect(sidecarReadings(initialSidecarState(0), liveness('attributed'), thresholds)).toEqual({
       machines: [
         { check: 'deep', state: 'unknown' },
         { check: 'attributed', state: 'unknown' },
@@ -301,13 +305,13 @@ describe('sidecarReadings: what the gauges show, per mode in force', () => {
 
   it('follows a reload that changes liveness on the carried state, both ways', () => {
     const state = run([DEEP_HEALTHY, ...repeat(3, DEEP_OUTSIDE_DOWN)]);
-    const deep = sidecarReadings(state, 'deep', thresholds);
-    const attributed = sidecarReadings(state, 'attributed', thresholds);
+    const deep = sidecarReadings(state, liveness('deep'), thresholds);
+    const attributed = sidecarReadings(state, liveness('attributed'), thresholds);
     expect(deep.machines.map((m) => m.check)).toEqual(['deep']);
     expect(deep.directEverSucceeded).toBeUndefined();
     expect(attributed.machines.map((m) => m.check)).toEqual(['deep', 'attributed']);
     expect(attributed.directEverSucceeded).toBe(false);
-    expect(sidecarReadings(state, 'deep', thresholds)).toEqual(deep);
+    expect(sidecarReadings(state, liveness('deep'), thresholds)).toEqual(deep);
   });
 
   it('endpoint readings are what the endpoints answer, in every mode and state', () => {
@@ -321,9 +325,9 @@ describe('sidecarReadings: what the gauges show, per mode in force', () => {
     ];
     for (const state of states) {
       for (const mode of ['deep', 'attributed', 'shallow'] as const) {
-        expect(sidecarReadings(state, mode, thresholds).endpoints).toEqual({
+        expect(sidecarReadings(state, liveness(mode), thresholds).endpoints).toEqual({
           livez: livezVerdict(state).ok,
-          readyz: readyzVerdict(state, thresholds).ok,
+          readyz: readyzVerdict(state, 'deep', thresholds).ok,
           health: healthVerdict(state, mode, thresholds).ok,
         });
       }
@@ -342,18 +346,176 @@ describe('carryOver: the state a reloaded loop starts from', () => {
       ['attributed', 'deep'],
       ['shallow', 'deep'],
     ] as const)
-      expect(carryOver(deepDuringOutage, from, to, 9_000)).toBe(deepDuringOutage);
+      expect(carryOver(deepDuringOutage, liveness(from), liveness(to), 9_000)).toBe(deepDuringOutage);
   });
 
   it('turning attributed on starts its machine afresh, not from blame it could not check', () => {
     expect(healthVerdict(deepDuringOutage, 'attributed', thresholds).ok).toBe(false);
-    const carried = carryOver(deepDuringOutage, 'deep', 'attributed', 9_000);
+    const carried = carryOver(deepDuringOutage, liveness('deep'), liveness('attributed'), 9_000);
     expect(healthVerdict(carried, 'attributed', thresholds)).toMatchObject({ ok: true, since: 9_000 });
     // The deep verdict (/readyz) is kept as it was.
     expect(carried.deep).toBe(deepDuringOutage.deep);
-    expect(readyzVerdict(carried, thresholds).ok).toBe(false);
+    expect(readyzVerdict(carried, 'deep', thresholds).ok).toBe(false);
     // The next round with a direct fetch decides: the outside is down, the proxy is not at fault.
     const next = applyRound(carried, OUTSIDE_DOWN, 10_000, thresholds).state;
     expect(healthVerdict(next, 'attributed', thresholds).ok).toBe(true);
+  });
+});
+
+describe('readiness: attributed', () => {
+  const attributedReadiness: SidecarModes = { liveness: 'deep', readiness: 'attributed' };
+  it.each([
+    { name: 'no round yet: no proof of egress', rounds: [], deep: false, attributed: false },
+    { name: 'healthy', rounds: [HEALTHY], deep: true, attributed: true },
+    {
+      name: 'egress cut, confirmed',
+      rounds: [HEALTHY, ...repeat(3, PROXY_FAULT)],
+      deep: false,
+      attributed: false,
+    },
+    {
+      name: 'egress cut, 2 of fall 3',
+      rounds: [HEALTHY, ...repeat(2, PROXY_FAULT)],
+      deep: true,
+      attributed: true,
+    },
+    {
+      name: 'outside down: stays ready',
+      rounds: [HEALTHY, ...repeat(5, OUTSIDE_DOWN)],
+      deep: false,
+      attributed: true,
+    },
+    { name: 'squid killed', rounds: [HEALTHY, ...repeat(3, KILLED)], deep: false, attributed: false },
+    {
+      name: 'killed while the outside is down',
+      rounds: [HEALTHY, ...repeat(3, KILLED_OUTSIDE_DOWN)],
+      deep: false,
+      attributed: false,
+    },
+    { name: 'first round an outside outage', rounds: [OUTSIDE_DOWN], deep: false, attributed: true },
+  ])('$name', ({ rounds, deep, attributed }) => {
+    const state = run(rounds);
+    expect(readyzVerdict(state, 'deep', thresholds).ok).toBe(deep);
+    expect(readyzVerdict(state, 'attributed', thresholds).ok).toBe(attributed);
+    expect(sidecarReadings(state, attributedReadiness, thresholds).endpoints.readyz).toBe(attributed);
+  });
+
+  it('either endpoint attributed brings the attributed machine and the direct route into the readings', () => {
+    const readings = sidecarReadings(run([HEALTHY]), attributedReadiness, thresholds);
+    expect(readings.machines.map((m) => m.check)).toEqual(['deep', 'attributed']);
+    expect(readings.directEverSucceeded).toBe(true);
+  });
+
+  it('a reload turning attribution on keeps /readyz on the deep verdict until the first attributed round', () => {
+    const before = run([HEALTHY, ...repeat(4, evidence(false, undefined))]);
+    const carried = carryOver(before, liveness('deep'), attributedReadiness, 9_000);
+    expect(carried.attributed.state).toBe('unknown');
+    // As before the reload: 503, and the body says the attributed verdict has not formed yet.
+    expect(readyzVerdict(carried, 'attributed', thresholds)).toMatchObject({
+      ok: false,
+      reason: 'squid_error=ERR_CONNECT_FAIL status=503 (attributed verdict pending)',
+    });
+    const healthyBefore = carryOver(run([HEALTHY]), liveness('deep'), attributedReadiness, 9_000);
+    expect(readyzVerdict(healthyBefore, 'attributed', thresholds).ok).toBe(true);
+    // The first round with a direct fetch decides.
+    const next = applyRound(carried, OUTSIDE_DOWN, 10_000, thresholds).state;
+    expect(readyzVerdict(next, 'attributed', thresholds)).toMatchObject({
+      ok: true,
+      reason: expect.stringContaining('outside_at_fault'),
+    });
+  });
+
+  it('liveness already attributed: turning readiness attributed carries the verdict', () => {
+    const state = run([HEALTHY, ...repeat(3, OUTSIDE_DOWN)]);
+    expect(
+      carryOver(state, liveness('attributed'), { liveness: 'attributed', readiness: 'attributed' }, 9_000),
+    ).toBe(state);
+  });
+});
+
+describe("local errors: never the proxy's fault", () => {
+  const EMFILE = 'probe_error=local:EMFILE';
+  const localRound = (): RoundResult => ({
+    ...round(false, `${EMFILE} target=${T}`),
+    targets: [{ target: T, ok: false, reason: EMFILE, latencyMs: 0 }],
+    local: true,
+  });
+  const localShallow: ShallowResult = { ok: false, reason: EMFILE, latencyMs: 0, at: 0 };
+  /** Every check failed locally: the sidecar is out of descriptors. */
+  const EXHAUSTED: RoundEvidence = { proxy: localRound(), direct: localRound(), shallow: localShallow };
+
+  it.each([
+    { name: 'all three local', ev: EXHAUSTED, reason: `${EMFILE} target=${T}` },
+    { name: 'shallow local, the rest fine', ev: { ...HEALTHY, shallow: localShallow }, fault: 'none' },
+    {
+      name: 'shallow local, proxy fails, direct passes: still the proxy',
+      ev: { ...PROXY_FAULT, shallow: localShallow },
+      fault: 'proxy',
+    },
+    {
+      name: 'shallow local, both paths fail: a hung proxy would look the same',
+      ev: { ...OUTSIDE_DOWN, shallow: localShallow },
+      reason: `answers: ${EMFILE}`,
+    },
+    {
+      name: 'direct local, proxy fails',
+      ev: { ...PROXY_FAULT, direct: localRound() },
+      reason: `direct: ${EMFILE} target=${T}`,
+    },
+    { name: 'proxy local', ev: { ...HEALTHY, proxy: localRound() }, reason: `${EMFILE} target=${T}` },
+  ] as { name: string; ev: RoundEvidence; fault?: string; reason?: string }[])(
+    '$name',
+    ({ ev, fault, reason }) => {
+      const result = attributeRound(ev);
+      if (fault) expect(result).toMatchObject({ fault });
+      else expect(result).toMatchObject({ ok: false, fault: undefined, local: true, reason });
+    },
+  );
+
+  it('a burst of local rounds changes no verdict in any mode, and every reason says it did not count', () => {
+    const before = run([HEALTHY]);
+    const state = run(repeat(10, EXHAUSTED), before);
+    for (const mode of ['deep', 'attributed', 'shallow'] as const) {
+      expect(healthVerdict(state, mode, thresholds).ok).toBe(true);
+    }
+    expect(readyzVerdict(state, 'deep', thresholds)).toEqual({
+      ok: true,
+      reason: `ok; not counted: ${EMFILE} target=${T}`,
+      since: 1000,
+    });
+    expect(readyzVerdict(state, 'attributed', thresholds).ok).toBe(true);
+    expect(livezVerdict(state)).toEqual({ ok: true, reason: `ok; not counted: ${EMFILE}`, since: 1000 });
+    expect(state.fault).toBe('none');
+    // Without the excuse the same rounds would have taken the pod down and restarted Squid.
+    const blamed = run(repeat(10, evidence(false, true, false)), before);
+    expect(healthVerdict(blamed, 'attributed', thresholds).ok).toBe(false);
+  });
+
+  it('keeps a failure already counting: an unhealthy verdict stays unhealthy, counts unchanged', () => {
+    const state = run([HEALTHY, ...repeat(3, PROXY_FAULT), HEALTHY, EXHAUSTED]);
+    expect(readyzVerdict(state, 'deep', thresholds)).toMatchObject({
+      ok: false,
+      reason: `recovering 1/2, last failure: squid_error=ERR_CONNECT_FAIL status=503; not counted: ${EMFILE} target=${T}`,
+    });
+    // The next passing round completes the rise the local round did not interrupt.
+    expect(readyzVerdict(run([HEALTHY], state), 'deep', thresholds).ok).toBe(true);
+  });
+
+  it('before any verdict: still pending (readiness 503, liveness 200)', () => {
+    const state = run([EXHAUSTED]);
+    expect(readyzVerdict(state, 'attributed', thresholds)).toMatchObject({
+      ok: false,
+      reason: `pending: no check has finished yet; not counted: ${EMFILE} target=${T}`,
+    });
+    expect(healthVerdict(state, 'attributed', thresholds).ok).toBe(true);
+    expect(livezVerdict(state).ok).toBe(true);
+  });
+
+  it('localFailures names each check that failed locally', () => {
+    expect(localFailures(EXHAUSTED).map((f) => f.check)).toEqual(['deep', 'direct', 'shallow']);
+    expect(localFailures(HEALTHY)).toEqual([]);
+    expect(localFailures({ ...KILLED, shallow: localShallow })).toEqual([
+      { check: 'shallow', reason: EMFILE },
+    ]);
   });
 });

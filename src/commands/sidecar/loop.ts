@@ -1,8 +1,8 @@
 // Edge: the sidecar's rounds. Each checks the local proxy three ways at once (deep check through it,
-// the shallow "does it answer HTTP", and in attributed mode the same targets fetched directly),
-// feeds src/sidecar/verdict.ts, and keeps the state the HTTP endpoints answer from.
+// the shallow "does it answer HTTP", and while an endpoint is attributed the same targets fetched
+// directly), feeds src/sidecar/verdict.ts, and keeps the state the HTTP endpoints answer from.
 import type { Logger } from 'pino';
-import type { LivenessMode, SidecarConfig } from '../../config/schema.js';
+import type { SidecarConfig } from '../../config/schema.js';
 import { probeErrorReason } from '../../health/error-reason.js';
 import { answersHttp, probeRound } from '../../health/probe.js';
 import { failedRound, type RoundFailure, RoundLoop } from '../../health/round-loop.js';
@@ -10,11 +10,14 @@ import type { RoundResult } from '../../health/verdict.js';
 import {
   applyRound,
   initialSidecarState,
+  localFailures,
   nextRoundDelayMs,
   type RoundEvidence,
   type ShallowResult,
+  type SidecarModes,
   type SidecarState,
   type SidecarStep,
+  usesAttribution,
 } from '../../sidecar/verdict.js';
 
 /** The shallow check must answer well inside a round and inside kubelet's patience: 1 s at most. */
@@ -24,7 +27,7 @@ const NO_DIRECT_WARN_EVERY_MS = 10 * 60_000;
 /** How long past `timeout` a round may run before the loop gives up on it (as the monitor's). */
 const ABORT_SLACK_MS = 250;
 
-export type OnSidecarStep = (step: SidecarStep, evidence: RoundEvidence, liveness: LivenessMode) => void;
+export type OnSidecarStep = (step: SidecarStep, evidence: RoundEvidence, modes: SidecarModes) => void;
 
 /**
  * Rounds one after another, never overlapping (src/health/round-loop.ts): the next starts
@@ -38,6 +41,8 @@ export class SidecarLoop {
   readonly #now: () => number;
   readonly #loop: RoundLoop<RoundEvidence>;
   #lastNoDirectWarning: number | undefined;
+  /** Rounds in a row in which a check failed for a local reason; 0 outside such a burst. */
+  #localBurst = 0;
 
   constructor(options: {
     readonly config: SidecarConfig;
@@ -76,7 +81,7 @@ export class SidecarLoop {
   }
 
   async #round(signal: AbortSignal): Promise<RoundEvidence> {
-    const { proxy, probe, liveness } = this.#config;
+    const { proxy, probe } = this.#config;
     const fetchAll = (via: string | undefined) =>
       probeRound({
         proxy: via,
@@ -90,7 +95,7 @@ export class SidecarLoop {
     // moment, and a round costs one timeout however many checks it holds.
     const [viaProxy, direct, shallow] = await Promise.all([
       fetchAll(proxy),
-      liveness === 'attributed' ? fetchAll(undefined) : Promise.resolve(undefined),
+      usesAttribution(this.#config) ? fetchAll(undefined) : Promise.resolve(undefined),
       answersHttp(proxy, Math.min(probe.timeoutMs, SHALLOW_BOUND_MS)).then(
         (r): ShallowResult => ({ ...r, at: this.#now() }),
       ),
@@ -115,17 +120,18 @@ export class SidecarLoop {
       latencyMs: round.latencyMs,
       at: round.at,
     };
-    return { proxy: round, direct: this.#config.liveness === 'attributed' ? round : undefined, shallow };
+    return { proxy: round, direct: usesAttribution(this.#config) ? round : undefined, shallow };
   }
 
   #settle(evidence: RoundEvidence): number {
-    const { probe, liveness } = this.#config;
+    const { probe } = this.#config;
     const now = this.#now();
     const step = applyRound(this.#state, evidence, now, probe);
     this.#state = step.state;
     this.#logStep(step, now);
+    this.#logLocal(evidence);
     try {
-      this.#onStep(step, evidence, liveness);
+      this.#onStep(step, evidence, this.#config);
     } catch (err) {
       this.#log.warn({ err }, 'sidecar metrics update threw');
     }
@@ -134,14 +140,23 @@ export class SidecarLoop {
 
   #logStep(step: SidecarStep, now: number): void {
     const { state } = step;
-    const { liveness } = this.#config;
+    const attributed = usesAttribution(this.#config);
+    const { liveness, readiness } = this.#config;
+    // Which endpoints answer from each machine, for the reader of the log line.
+    const answering = (mode: 'deep' | 'attributed') =>
+      [readiness === mode ? '/readyz' : undefined, liveness === mode ? '/health' : undefined]
+        .filter((path) => path !== undefined)
+        .join(', ') || 'no endpoint';
     if (step.deepTransition) {
       const { from, to, reason } = step.deepTransition;
-      this.#log.info({ check: 'deep', from, to, reason }, 'deep check state changed (/readyz)');
+      this.#log.info({ check: 'deep', from, to, reason }, `deep check state changed (${answering('deep')})`);
     }
-    if (step.attributedTransition && liveness === 'attributed') {
+    if (step.attributedTransition && attributed) {
       const { from, to, reason } = step.attributedTransition;
-      this.#log.info({ check: 'attributed', from, to, reason }, 'attributed verdict changed (/health)');
+      this.#log.info(
+        { check: 'attributed', from, to, reason },
+        `attributed verdict changed (${answering('attributed')})`,
+      );
     }
     if (step.shallowChanged && state.shallow) {
       const { ok, reason } = state.shallow;
@@ -153,7 +168,7 @@ export class SidecarLoop {
     // A pod chained to a parent proxy has no direct route: both paths then fail together and the
     // attributed verdict blames the outside, so only "Squid does not answer" can restart it.
     // That must not go unnoticed, hence a warning that repeats while it stays true.
-    if (liveness !== 'attributed') return;
+    if (!attributed) return;
     const direct = state.lastEvidence?.direct;
     if (state.directEverOk) {
       if (this.#lastNoDirectWarning !== undefined) {
@@ -167,9 +182,31 @@ export class SidecarLoop {
       this.#lastNoDirectWarning = now;
       this.#log.warn(
         { check: 'attributed', reason: direct.reason, rounds: state.rounds },
-        'liveness is attributed but no direct fetch has succeeded since start: with no direct route ' +
-          '(e.g. Squid chained to a parent proxy) /health fails only when the proxy does not answer at all',
+        `${answering('attributed')} answer(s) from attribution, but no direct fetch has succeeded since start: with no ` +
+          'direct route (e.g. Squid chained to a parent proxy) an attributed endpoint fails only when ' +
+          'the proxy does not answer at all',
       );
+    }
+  }
+
+  /**
+   * One warning when checks start failing for a local reason (this process is out of descriptors,
+   * buffers or ports), one line when they stop: not one per round, which at the fast pace would
+   * flood the log of a process that is already short of resources.
+   */
+  #logLocal(evidence: RoundEvidence): void {
+    const reasons = localFailures(evidence);
+    if (reasons.length > 0) {
+      if (this.#localBurst === 0) {
+        this.#log.warn(
+          { reasons },
+          'checks failed for a local reason of the sidecar (not counted against the proxy)',
+        );
+      }
+      this.#localBurst += 1;
+    } else if (this.#localBurst > 0) {
+      this.#log.info({ rounds: this.#localBurst }, 'checks no longer fail for local reasons');
+      this.#localBurst = 0;
     }
   }
 }

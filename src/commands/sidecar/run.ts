@@ -13,6 +13,10 @@ import { sidecarRoute } from '../../sidecar/routes.js';
 import { carryOver } from '../../sidecar/verdict.js';
 import { SidecarLoop } from './loop.js';
 import { createSidecarMetrics } from './metrics.js';
+import { squidClientReader } from './squid-manager.js';
+
+/** How long a scrape waits for Squid's cache manager before leaving its metric out. */
+const SQUID_MANAGER_BOUND_MS = 1_000;
 
 export interface RunningSidecar {
   readonly address: { host: string; port: number };
@@ -35,8 +39,13 @@ export async function runSidecar(
 ): Promise<RunningSidecar> {
   const log = logger.child({ component: 'sidecar' });
   let inForce = config;
+  // Squid's client connections, asked of the proxy in force at each scrape.
+  let readSquidClients = squidClientReader(config.proxy, SQUID_MANAGER_BOUND_MS, log);
   // Called at scrape time only, once `loop` exists.
-  const metrics = createSidecarMetrics(() => ({ state: loop.state, config: inForce }));
+  const metrics = createSidecarMetrics(
+    () => ({ state: loop.state, config: inForce }),
+    () => readSquidClients(),
+  );
   let loop = new SidecarLoop({ config, log, onStep: metrics.onStep });
 
   let http: HttpServer;
@@ -45,7 +54,7 @@ export async function runSidecar(
       if (path === '/metrics') {
         return metricsReply(metrics.registry);
       }
-      const reply = sidecarRoute(path, loop.state, inForce.liveness, inForce.probe);
+      const reply = sidecarRoute(path, loop.state, inForce, inForce.probe);
       return reply && json(reply.status, reply.body);
     });
   } catch (err) {
@@ -59,6 +68,7 @@ export async function runSidecar(
       proxy: redactUrl(config.proxy),
       targets: config.probe.targets.map(redactUrl),
       liveness: config.liveness,
+      readiness: config.readiness,
     },
     'serving',
   );
@@ -74,7 +84,10 @@ export async function runSidecar(
       apply: async (next) => {
         const old = loop;
         await old.stop();
-        const state = carryOver(old.state, inForce.liveness, next.liveness, Date.now());
+        const state = carryOver(old.state, inForce, next, Date.now());
+        if (next.proxy !== inForce.proxy) {
+          readSquidClients = squidClientReader(next.proxy, SQUID_MANAGER_BOUND_MS, log);
+        }
         inForce = next;
         loop = new SidecarLoop({ config: next, log, onStep: metrics.onStep, carried: state });
         loop.start();
