@@ -1,0 +1,78 @@
+// How many connections an operator endpoint holds, and whom it closes for a newcomer.
+import { describe, expect, it } from 'vitest';
+import {
+  ConnectionSlots,
+  connectionCap,
+  FALLBACK_CONNECTIONS,
+  MAX_CONNECTIONS,
+  MIN_CONNECTIONS,
+  softFileLimit,
+} from '../../src/http/connection-cap.js';
+
+const limits = (soft: number | string, hard: number | string = soft) =>
+  [
+    'Limit                     Soft Limit           Hard Limit           Units     ',
+    'Max processes             62987                62987                processes ',
+    `Max open files            ${soft}                 ${hard}                 files     `,
+    'Max locked memory         8388608              8388608              bytes     ',
+  ].join('\n');
+
+describe('connectionCap: a quarter of the soft descriptor limit, within bounds', () => {
+  const cases: [string, string | undefined, number][] = [
+    ['the usual smallest limit, 1024', limits(1024, 524288), 256],
+    ['a tiny limit: never fewer than the minimum', limits(20), MIN_CONNECTIONS],
+    ['a container limit of 1048576: never more than the maximum', limits(1048576), MAX_CONNECTIONS],
+    ['20000', limits(20000), MAX_CONNECTIONS],
+    ['2048', limits(2048), 512],
+    ['/proc unreadable', undefined, FALLBACK_CONNECTIONS],
+    ['a text without the line', 'Max processes 5 5 processes', FALLBACK_CONNECTIONS],
+  ];
+  for (const [name, text, cap] of cases) it(name, () => expect(connectionCap(text)).toBe(cap));
+
+  it('reads the soft limit, not the hard one', () => {
+    expect(softFileLimit(limits(1024, 4096))).toBe(1024);
+  });
+});
+
+describe('ConnectionSlots', () => {
+  it('admits up to the cap without closing anyone', () => {
+    const slots = new ConnectionSlots<string>(2);
+    expect(slots.admit('a')).toEqual({ admitted: true, evicted: undefined });
+    expect(slots.admit('b')).toEqual({ admitted: true, evicted: undefined });
+    expect(slots.size).toBe(2);
+  });
+
+  it('past the cap, closes the connection idle the longest for the newcomer', () => {
+    const slots = new ConnectionSlots<string>(3);
+    for (const c of ['a', 'b', 'c']) slots.admit(c);
+    // a answered a request: idle again, now the newest idle; b is the oldest idle.
+    slots.busy('a');
+    slots.idle('a');
+    expect(slots.admit('d')).toEqual({ admitted: true, evicted: 'b' });
+    expect(slots.admit('e')).toEqual({ admitted: true, evicted: 'c' });
+    expect(slots.size).toBe(3);
+  });
+
+  it('never closes a connection with a request in flight; refuses the newcomer when all are busy', () => {
+    const slots = new ConnectionSlots<string>(2);
+    slots.admit('a');
+    slots.admit('b');
+    slots.busy('a');
+    expect(slots.admit('c')).toEqual({ admitted: true, evicted: 'b' });
+    slots.busy('c');
+    expect(slots.admit('d')).toEqual({ admitted: false });
+    slots.closed('a');
+    expect(slots.admit('d')).toEqual({ admitted: true, evicted: undefined });
+  });
+
+  it('forgets a closed connection: it is never evicted, and idle() on it does not bring it back', () => {
+    const slots = new ConnectionSlots<string>(2);
+    slots.admit('a');
+    slots.admit('b');
+    slots.closed('a');
+    slots.idle('a');
+    expect(slots.size).toBe(1);
+    slots.admit('c');
+    expect(slots.admit('d')).toEqual({ admitted: true, evicted: 'b' });
+  });
+});
