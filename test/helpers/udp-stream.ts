@@ -2,6 +2,7 @@
 // did the server keep answering, and how late was the latest answer, while something else went on.
 // Independent of vitest so bench scripts can import it.
 import dgram from 'node:dgram';
+import { query } from './dns-clients.js';
 
 export interface StreamResult {
   readonly sent: number;
@@ -17,16 +18,6 @@ export interface StreamResult {
 export interface UdpStream {
   /** Stops sending, waits for answers in flight, and sums up. */
   stop(lateAfterMs: number): Promise<StreamResult>;
-}
-
-/** An A query for `name` with this ID, no EDNS. */
-function query(id: number, name: string): Buffer {
-  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
-  return Buffer.concat([
-    Buffer.from([id >> 8, id & 0xff, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
-    ...labels,
-    Buffer.from([0, 0, 1, 0, 1]),
-  ]);
 }
 
 export function startUdpStream(
