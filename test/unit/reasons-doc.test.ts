@@ -14,21 +14,26 @@ const NEVER_SHOWN = new Set(['stopped']);
 const KEY = /(?:^|[\s(;,])([a-z][a-z0-9_]*)=/g;
 const SNAKE_WORD = /^([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![a-z0-9_=])/;
 const LEADING_WORD = /^([a-z][a-z0-9_]*)(?![a-z0-9_=])/;
+const AFTER_PLACEHOLDER = /^[\s;,:()/]*([a-z][a-z0-9_]*)(?![a-z0-9_=])/;
 
-/** The text of a string literal or template, with each `${...}` as a space. */
-function literalText(node: ts.Node): string | undefined {
-  if (ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node)) return node.text;
+/** The literal parts of a string literal or template (the text between its `${...}`). */
+function literalParts(node: ts.Node): string[] | undefined {
+  if (ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node)) return [node.text];
   if (ts.isTemplateExpression(node)) {
-    return [node.head.text, ...node.templateSpans.map((span) => span.literal.text)].join(' ');
+    return [node.head.text, ...node.templateSpans.map((span) => span.literal.text)];
   }
   return undefined;
 }
 
-/** `key=` tokens, and the leading word where `anyWord` or where it is snake_case (`connection_refused`). */
-function tokensOf(text: string, anyWord: boolean): string[] {
-  const tokens = [...text.matchAll(KEY)].map((m) => `${m[1]}=`);
-  const word = (anyWord ? LEADING_WORD : SNAKE_WORD).exec(text)?.[1];
-  if (word !== undefined && !word.startsWith('egress_')) tokens.push(word);
+/**
+ * `key=` tokens, and the leading word where `anyWord` or where it is snake_case (`connection_refused`).
+ * Where `anyWord`, also the first word after each `${...}`: `${reason}; not counted: ...` is `not`.
+ */
+function tokensOf(parts: readonly string[], anyWord: boolean): string[] {
+  const tokens = parts.flatMap((part) => [...part.matchAll(KEY)].map((m) => `${m[1]}=`));
+  const words = [(anyWord ? LEADING_WORD : SNAKE_WORD).exec(parts[0] ?? '')?.[1]];
+  if (anyWord) words.push(...parts.slice(1).map((part) => AFTER_PLACEHOLDER.exec(part)?.[1]));
+  for (const word of words) if (word !== undefined && !word.startsWith('egress_')) tokens.push(word);
   return tokens;
 }
 
@@ -90,15 +95,15 @@ function reasonTokensInCode(): Map<string, Set<string>> {
       if (ts.isVariableDeclaration(node) && ts.isIdentifier(node.name) && node.initializer) {
         constants.set(node.name.text, node.initializer);
       }
-      let text = isMetricHelp(node) ? undefined : literalText(node);
-      let anyWord = text !== undefined && inReasonPosition(node);
+      let parts = isMetricHelp(node) ? undefined : literalParts(node);
+      let anyWord = parts !== undefined && inReasonPosition(node);
       if (ts.isIdentifier(node) && inReasonPosition(node)) {
         const literal = constants.get(node.text);
-        text = literal && literalText(literal);
+        parts = literal && literalParts(literal);
         anyWord = true;
       }
-      if (text !== undefined) {
-        for (const token of tokensOf(text, anyWord)) {
+      if (parts !== undefined) {
+        for (const token of tokensOf(parts, anyWord)) {
           if (NEVER_SHOWN.has(token)) continue;
           found.set(token, (found.get(token) ?? new Set()).add(file));
         }
@@ -112,10 +117,26 @@ function reasonTokensInCode(): Map<string, Set<string>> {
   return found;
 }
 
-/** The tokens docs/reasons.md lists: from each code span, its `key=` tokens and its leading word. */
+const DOC = readFileSync(join(ROOT, 'docs', 'reasons.md'), 'utf8');
+
+/** From each code span of `text`, its `key=` tokens and its leading word. */
+const spanTokens = (text: string) =>
+  [...text.matchAll(/`([^`\n]+)`/g)].flatMap((m) => tokensOf([m[1] as string], true));
+
+/** The tokens docs/reasons.md mentions anywhere: those of its code spans, and every word in them. */
 function reasonTokensInDoc(): Set<string> {
-  const doc = readFileSync(join(ROOT, 'docs', 'reasons.md'), 'utf8');
-  return new Set([...doc.matchAll(/`([^`\n]+)`/g)].flatMap((m) => tokensOf(m[1] as string, true)));
+  const words = [...DOC.matchAll(/`([^`\n]+)`/g)].flatMap(
+    (m) => (m[1] as string).match(/[a-z][a-z0-9_]*/g) ?? [],
+  );
+  return new Set([...spanTokens(DOC), ...words]);
+}
+
+/** The tokens the page's tables list as reasons or `_status` fields: each row's first cell. */
+function listedTokens(): Set<string> {
+  // The first table says where reasons are shown, not what they are.
+  const lists = DOC.slice(DOC.indexOf('## One target'));
+  const firstCells = [...lists.matchAll(/^\| ([^|]+) \|/gm)].map((m) => m[1] as string);
+  return new Set(firstCells.flatMap(spanTokens));
 }
 
 describe('docs/reasons.md', () => {
@@ -150,5 +171,12 @@ describe('docs/reasons.md', () => {
       .filter(([token]) => !doc.has(token))
       .map(([token, files]) => `${token} (${[...files].join(', ')})`);
     expect(missing, 'reasons made in the code but not listed in docs/reasons.md').toEqual([]);
+  });
+
+  it('lists no reason the code cannot produce', () => {
+    const listed = listedTokens();
+    expect(listed.size, 'the tables of docs/reasons.md were not found').toBeGreaterThan(20);
+    const stale = [...listed].filter((token) => !code.has(token));
+    expect(stale, 'listed in docs/reasons.md but made nowhere in the code').toEqual([]);
   });
 });
