@@ -278,7 +278,7 @@ describe('operator controls', () => {
   });
 
   it('until ends the drain by itself, with no reload', async () => {
-    const until = new Date(Date.now() + 3_000);
+    const until = new Date(Date.now() + 4_000);
     until.setMilliseconds(0);
     await reload({ primary: { state: 'drain', reason: 'short test', until: until.toISOString() } });
     await waitForAnswer('proxy', SECONDARY, 'primary drained until a moment from now');
