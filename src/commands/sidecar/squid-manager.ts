@@ -1,9 +1,10 @@
 // Edge: asks the Squid in this pod how many client connections it holds, through its cache manager
 // (GET /squid-internal-mgr/filedescriptors on the proxy port; src/sidecar/squid-fds.ts reads the
 // page). Asked at scrape time, so the number is as fresh as the scrape and costs nothing between
-// scrapes; one fresh connection per scrape, bounded by a short timeout and a size limit. Where the
-// manager does not answer (refused by http_access, not Squid, hung) the answer is undefined: the
-// metric is absent, never an error, and nothing else depends on it.
+// scrapes; one fresh connection, bounded by a short timeout and a size limit, and shared by the
+// scrapes that come within two timeouts of it. Where the manager does not answer (refused by
+// http_access, not Squid, hung) the answer is undefined: the metric is absent, never an error, and
+// nothing else depends on it.
 import { request } from 'node:http';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
@@ -17,14 +18,19 @@ const PAGE_LIMIT_BYTES = 4 * 1024 * 1024;
 
 type Outcome = { readonly count: number } | { readonly failed: string };
 
-/** What reads the count; logs once each time the manager starts or stops answering. */
+/**
+ * What reads the count; logs once each time the manager starts or stops answering. A read is shared
+ * by every scrape within 2 x `timeoutMs` of its start (it ends within `timeoutMs`): however often
+ * /metrics is asked (a neighbour hammering it), Squid's manager is asked at most that often.
+ */
 export function squidClientReader(
   proxy: string,
   timeoutMs: number,
   log: Logger,
 ): () => Promise<number | undefined> {
   let answering: boolean | undefined;
-  return async () => {
+  let last: { readonly at: number; readonly count: Promise<number | undefined> } | undefined;
+  const read = async () => {
     const outcome = await readClientConnections(proxy, timeoutMs);
     const ok = 'count' in outcome;
     if (ok !== answering) {
@@ -38,6 +44,11 @@ export function squidClientReader(
       answering = ok;
     }
     return ok ? outcome.count : undefined;
+  };
+  return () => {
+    const now = Date.now();
+    if (last === undefined || now - last.at >= timeoutMs * 2) last = { at: now, count: read() };
+    return last.count;
   };
 }
 
