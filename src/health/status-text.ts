@@ -14,9 +14,10 @@ const ELLIPSIS = '...';
  * `pool=primary state=healthy selected=yes since=2026-11-25T10:00:00Z reason=ok`, then
  * `last_failure="..." last_failure_at=...` once a round has failed, `mode=...` while the service
  * is not answering a healthy pool, `outage=outside` while the outside is at fault (the answer stays),
- * `pods=READY/TOTAL` for a pool read from its pods' sidecars,
- * and `held_until=... reason=flapping` while flap damping holds the pool down. Reasons are shortened so each string fits in 255 bytes; the
- * fixed fields never are.
+ * `pods=READY/TOTAL` for a pool read from its pods' sidecars, `held_until=... reason=flapping` while
+ * flap damping holds the pool down, and `admin=...` under an operator's control. Reasons are
+ * shortened so each string fits in 255 bytes; the fixed fields are cut only where nothing else can
+ * give (see `withinTxtLimit`).
  */
 export function statusStrings(service: ServiceSnapshot): string[] {
   const { selection } = service;
@@ -49,12 +50,25 @@ export function statusStrings(service: ServiceSnapshot): string[] {
     const unadorned = `${head.join(' ')} reason=${failure === undefined ? '' : ` last_failure=${failureAt}`}`;
     const admin = adminText(pool.admin, MAX_TXT_STRING_BYTES - unadorned.length - MIN_REASONS_BYTES);
     const budget = MAX_TXT_STRING_BYTES - unadorned.length - admin.length;
-    if (failure === undefined) return `${head.join(' ')} reason=${shorten(reason, budget)}${admin}`;
+    if (failure === undefined)
+      return withinTxtLimit(`${head.join(' ')} reason=${shorten(reason, budget)}${admin}`);
     // The current reason goes first, but leaves the last failure at least half the room.
     const reasonValue = shorten(reason, Math.max(budget - quoted(failure).length, Math.ceil(budget / 2)));
     const failureValue = shorten(failure, budget - reasonValue.length);
-    return `${head.join(' ')} reason=${reasonValue} last_failure=${failureValue}${failureAt}${admin}`;
+    return withinTxtLimit(
+      `${head.join(' ')} reason=${reasonValue} last_failure=${failureValue}${failureAt}${admin}`,
+    );
   });
+}
+
+/**
+ * The last guard of the 255-byte limit: with every optional field at once and a 63-character pool
+ * name, the fixed fields alone can leave the reasons no room; the string is then cut, never invalid.
+ */
+function withinTxtLimit(line: string): string {
+  return line.length <= MAX_TXT_STRING_BYTES
+    ? line
+    : `${line.slice(0, MAX_TXT_STRING_BYTES - ELLIPSIS.length)}${ELLIPSIS}`;
 }
 
 /** The operator's text in a _status string: the whole of it is in /status and the log. */

@@ -386,6 +386,30 @@ describe('statusStrings', () => {
     );
   });
 
+  it('stays under 255 bytes with every optional field at once (pods, mode, outage, held_until, admin)', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), (a) => {
+        const p = pool({
+          name: 'x'.repeat(63),
+          state: 'unhealthy',
+          pods: Array.from({ length: 120 }, (_, i) => ({
+            address: `10.0.${i}.1`,
+            ready: false,
+            reason: 'x',
+            at: T0,
+          })),
+          flaps: { changes: [T0], holdDowns: 1, heldUntil: T0 + 60_000 },
+          lastRound: { ok: false, reason: `timeout=1s ${a}`, at: T0, latencyMs: 1 },
+          lastFailure: { reason: `status=500 ${a}`, at: T0 - 1 },
+          admin: { state: 'drain', reason: `ticket ${a}`, until: T0 + 60_000 },
+        } as Partial<PoolSnapshot>);
+        const text = statusStrings({ ...service([p], 'servfail'), outage: 'outside' })[0] ?? '';
+        expect(Buffer.byteLength(text)).toBeLessThanOrEqual(MAX_TXT_STRING_BYTES);
+        expect(text).toMatch(/^pool=x{63} state=unhealthy /);
+      }),
+    );
+  });
+
   it('stays under 255 bytes, printable, and without credentials', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 600 }), fc.string({ maxLength: 600 }), (a, b) => {
