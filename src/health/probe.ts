@@ -167,9 +167,11 @@ class RoundDeadline {
   private readonly onAbort = () => this.controller.abort(new ProbeAborted('aborted'));
   private readonly expired: Promise<ProbeAborted>;
 
+  /** `shownMs`: the timeout reasons name, where part of it was spent before the round began. */
   constructor(
     readonly timeoutMs: number,
     private readonly outer: AbortSignal | undefined,
+    shownMs = timeoutMs,
   ) {
     this.expired = new Promise((resolve) => {
       this.controller.signal.addEventListener('abort', () => resolve(this.controller.signal.reason), {
@@ -177,7 +179,7 @@ class RoundDeadline {
       });
     });
     this.timer = setTimeout(
-      () => this.controller.abort(new ProbeAborted(`timeout=${formatDuration(timeoutMs)}`)),
+      () => this.controller.abort(new ProbeAborted(`timeout=${formatDuration(shownMs)}`)),
       timeoutMs,
     );
     if (outer?.aborted) this.onAbort();
@@ -411,14 +413,22 @@ export interface AddressAnswer {
 /**
  * A plain GET of `url` from every one of `addresses` at once, each on a fresh connection to that
  * address with the URL's own Host header (as a client of a headless Service reaches each pod), all
- * within one `timeoutMs`. The same deadline, socket bookkeeping and reasons as a deep-check target.
+ * within what is left of one `timeoutMs` once `spentMs` (a lookup, say) is taken from it. The same
+ * deadline, socket bookkeeping and reasons as a deep-check target.
  */
 export async function getFromEach(
   url: string,
   addresses: readonly string[],
   timeoutMs: number,
-  signal?: AbortSignal,
-  bodyLimitBytes = 64 * 1024,
+  {
+    signal,
+    spentMs = 0,
+    bodyLimitBytes = 64 * 1024,
+  }: {
+    readonly signal?: AbortSignal | undefined;
+    readonly spentMs?: number;
+    readonly bodyLimitBytes?: number;
+  } = {},
 ): Promise<AddressAnswer[]> {
   const target = new URL(url);
   const headers: OutgoingHttpHeaders = {
@@ -426,7 +436,7 @@ export async function getFromEach(
     'user-agent': 'egress-failover',
     connection: 'close',
   };
-  const round = new RoundDeadline(timeoutMs, signal);
+  const round = new RoundDeadline(Math.max(1, Math.round(timeoutMs - spentMs)), signal, timeoutMs);
   const one = async (address: string): Promise<AddressAnswer> => {
     const started = performance.now();
     const attempt = new Attempt();

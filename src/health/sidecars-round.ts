@@ -62,6 +62,6 @@ export async function sidecarsRound(options: SidecarsRoundOptions): Promise<Roun
   const unique = [...new Set(addresses)];
   if (unique.length === 0) return finish([], `resolve_error=ENODATA host=${host}`);
   // Whatever the lookup took is taken from the pods' share: the round stays within `timeout`.
-  const left = Math.max(1, Math.round(options.timeoutMs - (performance.now() - started)));
-  return finish(await getFromEach(url, unique, left, options.signal));
+  const spentMs = performance.now() - started;
+  return finish(await getFromEach(url, unique, options.timeoutMs, { signal: options.signal, spentMs }));
 }
