@@ -12,6 +12,7 @@
 //                in [0, lifeMs] (churn)
 //   reopen       open a new connection for each one that ends (default true)
 //   inFlight     at most this many connects pending at once (default 1000)
+//   ratePerSec   at most this many new connections a second (default: as fast as it can)
 // Every 250 ms it prints one JSON line of counts; SIGTERM ends it at once.
 import net from 'node:net';
 
@@ -22,6 +23,14 @@ const wanted = options.connections;
 const lifeMs = options.lifeMs ?? 0;
 const reopen = options.reopen ?? true;
 const inFlightMax = options.inFlight ?? 1000;
+const rate = options.ratePerSec ?? 0;
+// Tokens for new connections, refilled every 50 ms; unbounded without a rate.
+let budget = rate > 0 ? 0 : Number.POSITIVE_INFINITY;
+if (rate > 0)
+  setInterval(() => {
+    budget = Math.min(budget + rate / 20, rate / 10);
+    fill();
+  }, 50);
 
 const counts = {
   open: 0,
@@ -86,8 +95,9 @@ function openOne() {
 let stopping = false;
 let initial = 0;
 function fill() {
-  while (live < wanted && counts.connecting < inFlightMax && (reopen || initial < wanted)) {
+  while (live < wanted && counts.connecting < inFlightMax && (reopen || initial < wanted) && budget >= 1) {
     initial += 1;
+    budget -= 1;
     openOne();
   }
 }

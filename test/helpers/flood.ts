@@ -23,6 +23,8 @@ export interface FloodOptions {
   readonly reopen?: boolean;
   /** Connects pending at once (default 1000). */
   readonly inFlight?: number;
+  /** New connections a second at most, in all (default: as fast as it can). */
+  readonly ratePerSec?: number;
 }
 
 export interface FloodCounts {
@@ -107,6 +109,7 @@ export function startFlood(options: FloodOptions): Flood {
       // Each process its own sources, so together they still spread over all of them.
       sources: (options.sources ?? ['127.0.0.1']).filter((_, j, all) => all.length < n || j % n === i),
       inFlight: Math.ceil((options.inFlight ?? 1_000) / n),
+      ...(options.ratePerSec ? { ratePerSec: options.ratePerSec / n } : {}),
     }),
   );
   const procs = parts.map((p) => p.proc);

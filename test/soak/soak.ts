@@ -15,9 +15,11 @@ import dgram from 'node:dgram';
 import { mkdtemp, readdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type DnsProcess, startDnsServer, type TransitionLine } from '../helpers/dns-process.js';
+import { type DnsProcess, httpGet, startDnsServer, type TransitionLine } from '../helpers/dns-process.js';
+import { type Flood, type FloodCounts, startFlood } from '../helpers/flood.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { endGroup, type GroupProcess, signalGroup, spawnGroup } from '../helpers/process.js';
+import { type SidecarProcess, startSidecarProcess } from '../helpers/sidecar-process.js';
 import type { Squid, SquidFleet } from '../helpers/squid.js';
 import { startSquids } from '../helpers/squid.js';
 import { waitFor } from '../helpers/wait.js';
@@ -480,6 +482,8 @@ export interface SoakReport {
   readonly transitions: number;
   readonly reloads: number;
   readonly dnsperf: DnsperfResult | undefined;
+  /** The noisy neighbour phase: what each flood did, and how the sidecar answered meanwhile. */
+  readonly noisy: NoisyReport;
   readonly resources: {
     readonly baseline: ResourceSample;
     readonly final: ResourceSample;
@@ -550,6 +554,40 @@ function configOf(shape: ConfigShape): Record<string, unknown> {
 
 const INITIAL_CONFIG: ConfigShape = { ttl: 5, extra: false };
 
+// ---- the noisy neighbour ---------------------------------------------------------------------------
+
+/**
+ * A neighbour that floods every TCP port the service offers while the faults run, in `window` (as
+ * fractions of the schedule): inside the first quarter, whose highest memory is what the end of
+ * the run is compared with, since a flood grows the heap and RSS that V8 and malloc keep (measured:
+ * RSS 85 -> 146 MB, heap used 20 -> 45 MB, for 25,000 connections on each port; the counts of
+ * descriptors and sockets come back to their baseline). Silent connections, each closed after up to 2 s or by the server and
+ * reopened, at a bounded rate (a flood at full speed is the HTTP test's business, on a smaller
+ * machine budget; here it must not starve the schedule of CPU). More connections than each server
+ * holds, from several addresses: the HTTP servers close their idlest to admit newcomers, the DNS
+ * TCP server its oldest idle and whatever one address holds past its share.
+ */
+const NOISE = {
+  window: [0.04, 0.24],
+  connections: 3_000,
+  ratePerSec: 1_500,
+  lifeMs: 2_000,
+  sources: {
+    http: ['127.0.4.1', '127.0.4.2'],
+    sidecar: ['127.0.4.3', '127.0.4.4'],
+    dnsTcp: Array.from({ length: 16 }, (_, i) => `127.0.4.${i + 11}`),
+  },
+} as const;
+/** The sidecar's endpoint is asked this often during the phase, and must answer within a second. */
+const SIDECAR_ASK_MS = 250;
+
+export interface NoisyReport {
+  readonly floods: Readonly<Record<string, FloodCounts | undefined>>;
+  readonly sidecarAsked: number;
+  /** Sidecar requests with no answer within a second (any status counts as an answer). */
+  readonly sidecarUnanswered: number;
+}
+
 type Step = { readonly what: string; readonly act: () => Promise<void> };
 
 export class Soak {
@@ -576,6 +614,11 @@ export class Soak {
   #checkedTransitions = 0;
   #series: ResourceSample[] = [];
   #maxToProxy: Record<string, number> = {};
+  #sidecar: SidecarProcess | undefined;
+  readonly #floods = new Map<string, Flood>();
+  #floodCounts: Record<string, FloodCounts | undefined> = {};
+  #sidecarAsked = 0;
+  #sidecarUnanswered = 0;
 
   constructor(options: SoakOptions) {
     this.options = options;
@@ -617,6 +660,13 @@ export class Soak {
     );
     const server = await startDnsServer(configOf(this.#config));
     this.#server = server;
+    // The primary's sidecar, as in a Squid pod: its port is flooded too.
+    this.#sidecar = await startSidecarProcess({
+      proxy: `http://${POOLS[0].host}:3128`,
+      targets: [`http://${ORIGIN_HOST}/`],
+      interval: `${TIMING.intervalMs}ms`,
+      timeout: `${TIMING.timeoutMs}ms`,
+    });
     const oracle = this.#oracle;
 
     // Warm-up: every pool healthy and the primary answered, before anything is judged.
@@ -694,9 +744,13 @@ export class Soak {
       }, 2_000),
     );
 
-    // The schedule.
+    // The schedule, with the noisy neighbour in its first quarter.
     const [gapMin, gapMax] = this.options.gapMs ?? [500, 3_500];
     const scheduleEnd = this.#t0 + scheduleMs;
+    const noiseAt = (fraction: number) => Math.max(0, this.#t0 + scheduleMs * fraction - Date.now());
+    const noiseStart = setTimeout(() => this.#startNoise(), noiseAt(NOISE.window[0]));
+    const noiseEnd = setTimeout(() => void this.#stopNoise(), noiseAt(NOISE.window[1]));
+    this.#timers.push(noiseStart, noiseEnd);
     const maxSteps = Math.ceil(scheduleMs / gapMin) + 1;
     for (let i = 0; i < maxSteps && Date.now() < scheduleEnd; i++) {
       const gap = gapMin + Math.floor(this.#random() * (gapMax - gapMin));
@@ -704,6 +758,9 @@ export class Soak {
       await new Promise((resolve) => setTimeout(resolve, gap));
       await this.#perform(this.#pick());
     }
+
+    await this.#stopNoise();
+    this.#checkNoise();
 
     // Repair everything, back to the initial config, and wait for the primary to be answered.
     for (const step of this.#repairs()) await this.#perform(step);
@@ -756,6 +813,11 @@ export class Soak {
       reloads: this.#reloads,
       dnsperf,
       resources: { baseline, final, maxToProxy: this.#maxToProxy, series: this.#series },
+      noisy: {
+        floods: this.#floodCounts,
+        sidecarAsked: this.#sidecarAsked,
+        sidecarUnanswered: this.#sidecarUnanswered,
+      },
     };
   }
 
@@ -1021,10 +1083,83 @@ export class Soak {
     };
   }
 
+  #startNoise(): void {
+    const server = this.#server;
+    const sidecar = this.#sidecar;
+    if (!server || !sidecar) return;
+    const targets = {
+      http: server.httpAddress,
+      sidecar: sidecar.address,
+      dnsTcp: server.dnsAddress,
+    } as const;
+    for (const [name, target] of Object.entries(targets) as [
+      keyof typeof targets,
+      typeof server.httpAddress,
+    ][]) {
+      this.#floods.set(
+        name,
+        startFlood({
+          targets: [target],
+          connections: NOISE.connections,
+          ratePerSec: NOISE.ratePerSec,
+          lifeMs: NOISE.lifeMs,
+          sources: NOISE.sources[name],
+        }),
+      );
+    }
+    this.#log(`soak: +${this.#offset()}ms noisy neighbour: ${[...this.#floods.keys()].join(', ')} flooded`);
+    // The sidecar's endpoint is what the kubelet asks: it must answer (200 or 503) within a second.
+    let asking = false;
+    const ask = setInterval(() => {
+      if (asking || this.#floods.size === 0) return;
+      asking = true;
+      this.#sidecarAsked += 1;
+      httpGet(sidecar.address, '/readyz', 1_000)
+        .catch((err: Error) => {
+          this.#sidecarUnanswered += 1;
+          this.#violate('noisy', `the sidecar did not answer /readyz within 1 s: ${err.message}`);
+        })
+        .finally(() => {
+          asking = false;
+        });
+    }, SIDECAR_ASK_MS);
+    this.#timers.push(ask);
+  }
+
+  async #stopNoise(): Promise<void> {
+    const floods = [...this.#floods];
+    this.#floods.clear();
+    for (const [name, flood] of floods) this.#floodCounts[name] = await flood.stop();
+    if (floods.length > 0)
+      this.#log(`soak: +${this.#offset()}ms noisy neighbour gone: ${JSON.stringify(this.#floodCounts)}`);
+  }
+
+  /** The phase must have happened, and been more than each server holds: else it proved nothing. */
+  #checkNoise(): void {
+    for (const name of Object.keys(NOISE.sources)) {
+      const counts = this.#floodCounts[name];
+      if (!counts || counts.opened < NOISE.connections)
+        this.#violate(
+          'noisy',
+          `the ${name} flood opened ${counts?.opened ?? 0} connections, fewer than ${NOISE.connections}`,
+        );
+      else if (counts.closedByServer === 0)
+        this.#violate(
+          'noisy',
+          `the ${name} server never closed a flood connection: the flood stayed under its limits`,
+        );
+    }
+    if (this.#sidecarAsked === 0) this.#violate('noisy', 'the sidecar was never asked during the flood');
+  }
+
   /** Ends everything this soak started, by PID; safe to call more than once and after a failure. */
   async dispose(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
     this.#timers = [];
+    await Promise.all([...this.#floods.values()].map((flood) => flood.stop()));
+    this.#floods.clear();
+    await this.#sidecar?.dispose();
+    this.#sidecar = undefined;
     this.#checker?.close();
     this.#checker = undefined;
     if (this.#dnsperf) await endGroup(this.#dnsperf, 'SIGKILL').catch(() => undefined);
@@ -1056,6 +1191,14 @@ export function summarize(report: SoakReport): string {
           `${Math.round(s.rssKb / 1024)}/${Math.round((s.active.nodejs_heap_size_used_bytes ?? 0) / 2 ** 20)}`,
       )
       .join(' ')}`,
+    `noisy neighbour: sidecar asked ${report.noisy.sidecarAsked}, unanswered ${report.noisy.sidecarUnanswered}; ${Object.entries(
+      report.noisy.floods,
+    )
+      .map(
+        ([name, c]) =>
+          `${name} opened=${c?.opened} closedByServer=${c?.closedByServer} maxOpen=${c?.maxOpen}`,
+      )
+      .join('; ')}`,
     `violations: ${report.violations.length}`,
   ].join('\n');
 }
