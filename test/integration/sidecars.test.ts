@@ -33,6 +33,33 @@ const DNS_TIMING = { interval: '500ms', timeout: '400ms', fastInterval: '200ms',
 /** Sidecar detection (up to one interval, then fall rounds) + DNS detection (the same), with slack. */
 const MOVE_BOUND_MS = 2 * (500 + 2 * (400 + 200)) + 3_000;
 
+/** The config of every DNS replica here: primary from its pods, secondary probed directly. */
+const DNS_CONFIG = {
+  dns: { ttl: 1 },
+  probe: { ...DNS_TIMING, flapThreshold: 0 },
+  services: [
+    {
+      name: 'proxy',
+      pools: [
+        {
+          name: 'primary',
+          // A Service's ClusterIP in a cluster; nothing may be sent through it from the DNS server.
+          proxy: `http://${POD_A}:3128`,
+          address: PRIMARY,
+          probe: { targets: [DNS_PRIMARY_TARGET] },
+          sidecars: { url: `http://${PODS_NAME}:8081/readyz`, minReady: 1 },
+        },
+        {
+          name: 'secondary',
+          proxy: `http://${SECONDARY_SQUID}:3128`,
+          address: SECONDARY,
+          probe: { targets: [DNS_SECONDARY_TARGET] },
+        },
+      ],
+    },
+  ],
+};
+
 const hosts = new HostsFile('sidecars');
 let origin: Origin;
 let fleet: SquidFleet | undefined;
@@ -105,31 +132,7 @@ beforeAll(async () => {
   odd = createServer((_req, res) => oddReply(res));
   await new Promise<void>((resolve) => odd?.listen(8081, POD_ODD, resolve));
   await hosts.set(PODS_NAME, [POD_A, POD_B]);
-  server = await startDnsServer({
-    dns: { ttl: 1 },
-    probe: { ...DNS_TIMING, flapThreshold: 0 },
-    services: [
-      {
-        name: 'proxy',
-        pools: [
-          {
-            name: 'primary',
-            // A Service's ClusterIP in a cluster; nothing may be sent through it from the DNS server.
-            proxy: `http://${POD_A}:3128`,
-            address: PRIMARY,
-            probe: { targets: [DNS_PRIMARY_TARGET] },
-            sidecars: { url: `http://${PODS_NAME}:8081/readyz`, minReady: 1 },
-          },
-          {
-            name: 'secondary',
-            proxy: `http://${SECONDARY_SQUID}:3128`,
-            address: SECONDARY,
-            probe: { targets: [DNS_SECONDARY_TARGET] },
-          },
-        ],
-      },
-    ],
-  });
+  server = await startDnsServer(DNS_CONFIG);
 }, 60_000);
 
 afterAll(async () => {
@@ -264,5 +267,51 @@ describe('a pool read from its pods', () => {
       what: 'the primary again once its pods are found',
     });
     expect(running().proc.running()).toBe(true);
+  });
+
+  it('gives two replicas reading the same sidecars the same answer within one round of a fault', async () => {
+    // Its own loopback address, as replicas are separate pods.
+    const other = await startDnsServer({
+      ...DNS_CONFIG,
+      dns: { ...DNS_CONFIG.dns, listen: '127.0.0.156:0' },
+    });
+    try {
+      const both = [running(), other];
+      const answers = () =>
+        Promise.all(
+          both.map(async (replica) => {
+            const reply = await dig(replica.dnsAddress, 'proxy.egress.svc', 'A', '+norec');
+            return reply.answer.map((line) => line.split(' ').at(-1)).join(',');
+          }),
+        );
+      await waitFor(async () => (await answers()).every((a) => a === PRIMARY), {
+        what: 'both on the primary',
+      });
+      // Each replica's time of its first answer of `expected`.
+      const flips = async (expected: string) => {
+        const started = Date.now();
+        const at: (number | undefined)[] = [undefined, undefined];
+        await waitFor(
+          async () => {
+            const now = await answers();
+            now.forEach((a, i) => {
+              if (a === expected && at[i] === undefined) at[i] = Date.now() - started;
+            });
+            return at.every((t) => t !== undefined);
+          },
+          { timeoutMs: MOVE_BOUND_MS, intervalMs: 10, what: `both replicas answering ${expected}` },
+        );
+        return Math.abs((at[0] as number) - (at[1] as number));
+      };
+      // One round: the replicas' rounds are out of phase by up to one jittered interval; each sees
+      // the sidecars' verdict at its next round, then counts fall rounds at the same pace.
+      const ONE_ROUND_MS = 1.05 * 500 + 200 + 250; // + fastInterval + two dig calls of slack
+      await Promise.all([podA.cutEgress(), podB.cutEgress()]);
+      expect(await flips(SECONDARY)).toBeLessThanOrEqual(ONE_ROUND_MS);
+      await Promise.all([podA.restoreEgress(), podB.restoreEgress()]);
+      expect(await flips(PRIMARY)).toBeLessThanOrEqual(ONE_ROUND_MS);
+    } finally {
+      await other.dispose();
+    }
   });
 });
