@@ -65,8 +65,12 @@ describe.each(['primary', 'secondary'])('k8s/squid-%s.yaml', (pool) => {
     const loaded = parseConfigText(text, sidecarConfigSchema);
     if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
     const config = loaded.config;
-    // The brief's semantics ship by default; the README explains the other modes.
-    expect(config.liveness).toBe('deep');
+    // An outside site's outage must neither empty the pools' Services nor restart every Squid:
+    // both verdicts blame only this proxy, against at least two targets, any one of which suffices.
+    expect(config.liveness).toBe('attributed');
+    expect(config.readiness).toBe('attributed');
+    expect(config.probe.targets.length).toBeGreaterThanOrEqual(2);
+    expect(config.probe.quorum).toBe(1);
     expect(new URL(config.proxy).port).toBe('3128');
     expect(sidecar.ports).toContainEqual({
       name: 'health',
@@ -76,7 +80,7 @@ describe.each(['primary', 'secondary'])('k8s/squid-%s.yaml', (pool) => {
 
     const squid = container('squid');
     const served = (path: string) =>
-      sidecarRoute(path, initialSidecarState(0), config.liveness, config.probe) !== undefined;
+      sidecarRoute(path, initialSidecarState(0), config, config.probe) !== undefined;
     expect(squid.readinessProbe.httpGet).toEqual({ path: '/readyz', port: config.listen.port });
     expect(squid.livenessProbe.httpGet).toEqual({ path: '/health', port: config.listen.port });
     expect(served('/readyz') && served('/health')).toBe(true);
