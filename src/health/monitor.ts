@@ -279,11 +279,13 @@ export class HealthMonitor {
    * One round of a pool. A proxy host that resolves to several addresses has each address probed
    * (its proxy URL pointed at the address), since each is served; with one address, or addresses
    * given in the config, the proxy URL is probed as written (its host looked up by the probe itself).
+   * A pool read from its pods (`sidecars`) sends nothing through its proxy: one round asks every pod.
    */
   #runRound(runner: Runner, signal: AbortSignal): Promise<RoundResult> {
     const { addresses, source } = runner.addresses.current();
     const { pool } = runner;
-    if (source !== 'dns' || addresses.length < 2) return this.#options.runRound(pool, signal);
+    if (pool.sidecars || source !== 'dns' || addresses.length < 2)
+      return this.#options.runRound(pool, signal);
     return Promise.all(
       addresses.map(async (address) => ({
         address,

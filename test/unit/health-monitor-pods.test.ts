@@ -149,4 +149,27 @@ describe('a pool read from its pods, beside a pool probed directly', () => {
     expect(s.poolOf('primary')?.lastRound?.excused).toBe('outside');
     expect(s.selected()).toBe('primary');
   });
+
+  it('asks the pods once per round, even when its proxy host resolves to several addresses', async () => {
+    const w = world({ primary: 'pass', secondary: 'ready' });
+    const asked: string[] = [];
+    const m = new HealthMonitor({
+      services: [{ name: 'proxy', onAllDown: 'servfail', pools: [{ ...fromPods, addresses: undefined }] }],
+      runRound: (pool, signal) => {
+        asked.push(pool.proxy);
+        return w.runRound(pool, signal);
+      },
+      logger: { info: noop, warn: noop },
+      lookup: async () => ['10.0.0.7', '10.0.0.8'],
+      random: () => 0.5,
+    });
+    running.push(m);
+    m.start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    // Nothing goes through the proxy, so its addresses are nothing to probe one by one.
+    expect(new Set(asked)).toEqual(new Set([fromPods.proxy]));
+    const pool = m.current().services[0]?.pools[0];
+    expect(pool?.pods?.map((p) => p.address)).toEqual(['10.1.0.1', '10.1.0.2']);
+    expect(pool?.addresses).toEqual(['10.0.0.7', '10.0.0.8']);
+  });
 });
