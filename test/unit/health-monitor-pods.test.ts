@@ -155,9 +155,9 @@ describe('a pool read from its pods, beside a pool probed directly', () => {
     const asked: string[] = [];
     const m = new HealthMonitor({
       services: [{ name: 'proxy', onAllDown: 'servfail', pools: [{ ...fromPods, addresses: undefined }] }],
-      runRound: (pool, signal) => {
+      runRound: (pool) => {
         asked.push(pool.proxy);
-        return w.runRound(pool, signal);
+        return w.runRound(pool);
       },
       logger: { info: noop, warn: noop },
       lookup: async () => ['10.0.0.7', '10.0.0.8'],
