@@ -19,7 +19,7 @@ import { type Summary, summarize } from './lib/stats.js';
 export interface AnswerOptions {
   readonly reps: number;
   readonly seconds: number;
-  /** Pin every server to core 0 and dnsperf to core 1 (RECIPES: bimodal for Node; off by default). */
+  /** Pin every server to core 0 and dnsperf to core 1 (pinned, Node servers measured bimodal here; off by default). */
   readonly pin: boolean;
   /** Peers to start (ceiling, dns2, gdnsd, pdns); default all. */
   readonly peers?: readonly string[];

@@ -217,7 +217,7 @@ if (sidecar) {
   );
 }
 if (targets.length) {
-  log('\ntargets (issue 6):');
+  log('\ntargets:');
   for (const t of targets) log(`  ${t.met ? 'MET ' : 'MISS'}  ${t.target}: ${t.value}`);
 }
 log(`\ntotal ${((Date.now() - started) / 1000).toFixed(0)} s`);

@@ -64,7 +64,7 @@ export async function freePort(): Promise<number> {
   throw new Error('no free port for Unbound');
 }
 
-/** The settings of ../shared/RECIPES.md, plus what keeps it quiet and self-contained in a temp dir. */
+/** A stub zone to our server, nothing else resolved, quiet and self-contained in a temp dir. */
 export function unboundConfig(dir: string, port: number, stub: Address, zone = 'egress.svc'): string {
   return `server:
   interface: 127.0.0.1

@@ -19,7 +19,7 @@ const TIMEOUT_MS = 400;
 const FALL = 2;
 const RISE = 2;
 const FAST_INTERVAL_MS = 200;
-/** How long a flip or a failback may take here; the SPEC's figure is about fall x (timeout + fast). */
+/** How long a flip or a failback may take here; the README's figure is about fall x (timeout + fast). */
 const FLIP_BOUND_MS = 10_000;
 const SECRET = 's3cret-Pr0xy-pw';
 

@@ -63,7 +63,7 @@ describe('valid fixtures', () => {
 });
 
 describe('defaults', () => {
-  it('fills in every default of the SPEC for a minimal DNS config', async () => {
+  it('fills in every default of the README for a minimal DNS config', async () => {
     const loaded = await loadDnsConfig(join(FIXTURES, 'valid-minimal.yaml'));
     if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
     expect(loaded.config).toEqual({
@@ -104,7 +104,7 @@ describe('defaults', () => {
     });
   });
 
-  it('fills in every default of the SPEC for a minimal sidecar config', async () => {
+  it('fills in every default of the README for a minimal sidecar config', async () => {
     const loaded = await loadSidecarConfig(join(FIXTURES, 'valid-sidecar-minimal.yaml'));
     if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
     expect(loaded.config).toEqual({

@@ -1,4 +1,4 @@
-// The SPEC's answer table, row by row, over the pure answer function.
+// The README's answer table, row by row, over the pure answer function.
 import { describe, expect, it } from 'vitest';
 import { answer } from '../../src/dns/answer.js';
 import { CLASS_IN, RCODE, TYPE } from '../../src/dns/wire.js';
@@ -43,7 +43,7 @@ const SOA_AUTHORITY = [
   },
 ];
 
-describe('answer: the SPEC table', () => {
+describe('answer: the README table', () => {
   it('A of a service: the selected addresses of that family, TTL dns.ttl, authoritative', () => {
     expect(ask('proxy.egress.svc', TYPE.A)).toEqual({
       rcode: RCODE.NOERROR,

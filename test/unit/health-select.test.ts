@@ -318,7 +318,7 @@ describe('statusStrings', () => {
     return { name: 'proxy', onAllDown, pools: list, selection: select(list, onAllDown, undefined, T0) };
   }
 
-  it('says one line per pool in the SPEC format', () => {
+  it('says one line per pool in the README's format', () => {
     const failing = pool({
       name: 'secondary',
       state: 'unhealthy',

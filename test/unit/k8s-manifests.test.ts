@@ -86,7 +86,7 @@ describe.each(['primary', 'secondary'])('k8s/squid-%s.yaml', (pool) => {
     expect(served('/readyz') && served('/health')).toBe(true);
   });
 
-  it('probes Squid with the brief timing: liveness period 20 s x 3, startup on tcp 3128', () => {
+  it('probes Squid with patient timing: liveness period 20 s x 3, startup on tcp 3128', () => {
     const squid = container('squid');
     expect(squid.livenessProbe).toMatchObject({ periodSeconds: 20, failureThreshold: 3 });
     expect(squid.startupProbe.tcpSocket).toEqual({ port: 3128 });
