@@ -3,6 +3,7 @@
 //
 //   npx tsc -p tsconfig.build.json && flock /tmp/ef-integration.lock node --import ./bench/register.js bench/sidecars.ts
 //   BENCH_REPEAT=5 BENCH_WINDOW_S=60 ...      (defaults: 3 faults per mode, 30 s count windows)
+//   BENCH_MODES=sidecars-5s ...               (default direct,sidecars; results/sidecars-MODES.json)
 //
 // Needs root (the origin binds 127.0.0.10:80, /etc/hosts gets the pods' names), apt squid.
 // Everything is real and in its own process: Squids, `egress-failover sidecar` per "pod",
@@ -18,6 +19,7 @@
 //             before `sidecars` (interval 5s, timeout 3s, fall 3, rise 1, fastInterval 500ms).
 //   sidecars: the same DNS settings, the pools read from their pods' sidecars (minReady 1); the
 //             sidecars at the settings `sidecars` needs (SIDECAR_FAST below).
+//   sidecars-5s (BENCH_MODES=sidecars-5s): `sidecars` with the sidecars left as shipped before it.
 // Measured:
 //   1. outside requests per minute at the origin, DNS probes and sidecar checks apart, with 1, 3
 //      and 5 DNS replicas (a window of BENCH_WINDOW_S after every replica has its verdict);
@@ -41,7 +43,12 @@ import { type Squid, type SquidFleet, startSquids } from '../test/helpers/squid.
 import { waitFor } from '../test/helpers/wait.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const RESULTS = join(HERE, 'results/sidecars.json');
+/** Which setups to run (comma-separated): direct, sidecars, sidecars-5s. */
+const MODES = (process.env.BENCH_MODES ?? 'direct,sidecars').split(',') as Mode[];
+const RESULTS = join(
+  HERE,
+  `results/${process.env.BENCH_MODES ? `sidecars-${MODES.join('-')}` : 'sidecars'}.json`,
+);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const WINDOW_S = Number(process.env.BENCH_WINDOW_S ?? 30);
 const POLL_MS = 20;
@@ -71,7 +78,8 @@ const SIDECAR_SHIPPED = { interval: '5s', timeout: '3s', rise: 1, fall: 3, fastI
 /** The sidecar when the DNS servers read it: it carries detection now. */
 const SIDECAR_FAST = { interval: '1s', timeout: '1s', rise: 1, fall: 2, fastInterval: '200ms' };
 
-type Mode = 'direct' | 'sidecars';
+/** sidecars-5s: the pools read from their pods' sidecars left at the shipped sidecar settings. */
+type Mode = 'direct' | 'sidecars' | 'sidecars-5s';
 
 function dnsConfig(mode: Mode, host: string) {
   return {
@@ -86,7 +94,7 @@ function dnsConfig(mode: Mode, host: string) {
           proxy: `http://${pool.pods[0]}:3128`,
           address: pool.address,
           ...(pool.interval ? { probe: { interval: pool.interval } } : {}),
-          ...(mode === 'sidecars'
+          ...(mode !== 'direct'
             ? { sidecars: { url: `http://${podsName(pool.name)}:8081/readyz`, minReady: 1 } }
             : {}),
         })),
@@ -317,32 +325,30 @@ async function main(): Promise<void> {
 
   const load: LoadSample[] = [];
   const flipsOf: FlipSample[] = [];
-  for (const mode of ['direct', 'sidecars'] as const) {
+  for (const mode of MODES) {
     console.log(`${mode}:`);
-    await startSidecars(mode === 'direct' ? SIDECAR_SHIPPED : SIDECAR_FAST);
+    await startSidecars(mode === 'sidecars' ? SIDECAR_FAST : SIDECAR_SHIPPED);
     for (const count of [1, 3, 5]) load.push(await measureLoad(mode, count));
     flipsOf.push(...(await measureFlips(mode)));
     await stopReplicas();
   }
 
   console.log('\nOutside requests per minute (at the origin)');
-  console.log(
-    '| replicas | direct: DNS probes | direct: sidecars (5s) | direct total | sidecars: DNS probes | sidecars: sidecars (1s) | sidecars total |',
-  );
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log(`| replicas | ${MODES.map((m) => `${m}: total (DNS + sidecars)`).join(' | ')} |`);
+  console.log(`| ---: | ${MODES.map(() => '---:').join(' | ')} |`);
   for (const count of [1, 3, 5]) {
-    const d = load.find((s) => s.mode === 'direct' && s.replicas === count) as LoadSample;
-    const s = load.find((x) => x.mode === 'sidecars' && x.replicas === count) as LoadSample;
-    console.log(
-      `| ${count} | ${d.dnsPerMin} | ${d.sidecarPerMin} | ${d.dnsPerMin + d.sidecarPerMin} | ${s.dnsPerMin} | ${s.sidecarPerMin} | ${s.dnsPerMin + s.sidecarPerMin} |`,
-    );
+    const cells = MODES.map((mode) => {
+      const x = load.find((l) => l.mode === mode && l.replicas === count) as LoadSample;
+      return `${x.dnsPerMin + x.sidecarPerMin} (${x.dnsPerMin} + ${x.sidecarPerMin})`;
+    });
+    console.log(`| ${count} | ${cells.join(' | ')} |`);
   }
   console.log(`\nTwo replicas, ${REPEAT} faults of each kind each way: median (min-max) ms`);
   console.log(
     '| mode | fault | direction | first replica flips | last replica flips | disagreement window |',
   );
   console.log('| --- | --- | --- | ---: | ---: | ---: |');
-  for (const mode of ['direct', 'sidecars'] as const) {
+  for (const mode of MODES) {
     for (const [fault, direction] of FAULTS.flatMap((f) =>
       (['failover', 'failback'] as const).map((d) => [f.name, d] as const),
     )) {
