@@ -98,7 +98,10 @@ export function encodeFresh(question: Query, view: ZoneView): EncodedAnswer {
 
 export class Responder {
   #view: ZoneView;
-  #owned: Set<string>;
+  // Built on the first query that needs it after a view change, not on every change: a reload of
+  // thousands of services publishes thousands of views in a burst as their first verdicts come,
+  // and building the set for each made that burst quadratic (2.4 s of 13 in a 5,500-service reload).
+  #ownedSet: Set<string> | undefined;
   #memo = new Map<string, EncodedAnswer>();
   #hot = new Map<number, HotEntry>();
   #hotEntries = 0;
@@ -110,17 +113,22 @@ export class Responder {
 
   constructor(view: ZoneView) {
     this.#view = view;
-    this.#owned = ownedNames(view);
   }
 
   get view(): ZoneView {
     return this.#view;
   }
 
+  /** The names the zone owns (answer.ts ownedNames), for the memo and the hot path's entries. */
+  get #owned(): Set<string> {
+    this.#ownedSet ??= ownedNames(this.#view);
+    return this.#ownedSet;
+  }
+
   /** Swaps the view in one step: a query is answered wholly from the old view or wholly from the new. */
   setView(view: ZoneView): void {
     this.#view = view;
-    this.#owned = ownedNames(view);
+    this.#ownedSet = undefined;
     this.#memo = new Map();
     this.#hot = new Map();
     this.#hotEntries = 0;
