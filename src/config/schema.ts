@@ -400,8 +400,8 @@ function parsedView(root: unknown, issues: readonly { code?: string; path?: Prop
 
 // ---- cross-field checks ---------------------------------------------------------------------------
 
-/** A probe key's value in force: from the last layer that sets it (layer -1: none does, the default). */
-function inForce(parsed: Parsed, layers: readonly Path[], key: ProbeKey) {
+/** A probe key's setting at `layers`: from the last layer that sets it (layer -1: none does, the default). */
+function settingAt(parsed: Parsed, layers: readonly Path[], key: ProbeKey) {
   for (let layer = layers.length - 1; layer >= 0; layer--) {
     const value = parsed.leaf([...(layers[layer] as Path), key]);
     if (value === REFUSED) return REFUSED;
@@ -416,7 +416,7 @@ function inForce(parsed: Parsed, layers: readonly Path[], key: ProbeKey) {
  */
 function resolveProbe(parsed: Parsed, layers: readonly Path[], defaults: ProbeDefaults): ProbeSettings {
   const pick = <T>(key: ProbeKey, fallback: T): T => {
-    const found = inForce(parsed, layers, key);
+    const found = settingAt(parsed, layers, key);
     return found === REFUSED || found.value === undefined ? fallback : (found.value as T);
   };
   return {
@@ -452,8 +452,8 @@ function probeIssues(
     ...(layers[Math.max(a.layer, b.layer, 0)] as Path),
     a.layer >= b.layer ? first : second,
   ];
-  const targets = inForce(parsed, layers, 'targets');
-  const quorum = inForce(parsed, layers, 'quorum');
+  const targets = settingAt(parsed, layers, 'targets');
+  const quorum = settingAt(parsed, layers, 'quorum');
   if (targets !== REFUSED && targets.value === undefined) {
     if (missingTargets) issues.push(missingTargets);
   } else if (targets !== REFUSED && quorum !== REFUSED) {
@@ -472,8 +472,8 @@ function probeIssues(
   // a round that outlived the period it reports on.
   // `shorter` must not be longer than `longer`, each from its layer or the default.
   const notLonger = (shorter: 'timeout' | 'holdDown', longer: 'interval' | 'maxHoldDown') => {
-    const a = inForce(parsed, layers, shorter);
-    const b = inForce(parsed, layers, longer);
+    const a = settingAt(parsed, layers, shorter);
+    const b = settingAt(parsed, layers, longer);
     if (a === REFUSED || b === REFUSED) return;
     const aMs = (a.value as number | undefined) ?? defaults[`${shorter}Ms`];
     const bMs = (b.value as number | undefined) ?? defaults[`${longer}Ms`];

@@ -217,7 +217,7 @@ class TunnelRefused extends Error {
   }
 }
 
-interface Answer {
+interface StatusReply {
   readonly status: number;
   readonly squidError: string | undefined;
 }
@@ -262,7 +262,11 @@ async function probeTarget(
 // per round cost about twice the CPU of a ClientRequest (bench/README.md, "Probe loop").
 
 /** Fetches the target and returns its status once the body has been read (up to a limit). */
-async function fetchStatus(target: string, options: ProbeRoundOptions, attempt: Attempt): Promise<Answer> {
+async function fetchStatus(
+  target: string,
+  options: ProbeRoundOptions,
+  attempt: Attempt,
+): Promise<StatusReply> {
   const url = new URL(target);
   const path = `${url.pathname}${url.search}`;
   const headers: OutgoingHttpHeaders = {
@@ -317,7 +321,7 @@ function get(
   headers: OutgoingHttpHeaders,
   attempt: Attempt,
   onBody?: (chunk: Buffer) => void,
-): Promise<Answer> {
+): Promise<StatusReply> {
   return new Promise((resolve, reject) => {
     const request = attempt.hold(
       httpRequest({ method: 'GET', path, headers, createConnection: () => socket }),
@@ -477,7 +481,7 @@ export async function getFromEach(
 // ---- outcome -> reason ------------------------------------------------------------------------
 
 function judge(
-  answer: Answer,
+  answer: StatusReply,
   expect: readonly StatusRange[],
   tunnel = false,
 ): { ok: boolean; reason: string } {

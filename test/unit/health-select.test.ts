@@ -318,7 +318,7 @@ describe('statusStrings', () => {
     return { name: 'proxy', onAllDown, pools: list, selection: select(list, onAllDown, undefined, T0) };
   }
 
-  it('says one line per pool in the README's format', () => {
+  it('says one line per pool in the README format', () => {
     const failing = pool({
       name: 'secondary',
       state: 'unhealthy',
@@ -397,12 +397,13 @@ describe('statusStrings', () => {
             ready: false,
             reason: 'x',
             at: T0,
+            latencyMs: 1,
           })),
           flaps: { changes: [T0], holdDowns: 1, heldUntil: T0 + 60_000 },
           lastRound: { ok: false, reason: `timeout=1s ${a}`, at: T0, latencyMs: 1 },
           lastFailure: { reason: `status=500 ${a}`, at: T0 - 1 },
           admin: { state: 'drain', reason: `ticket ${a}`, until: T0 + 60_000 },
-        } as Partial<PoolSnapshot>);
+        });
         const text = statusStrings({ ...service([p], 'servfail'), outage: 'outside' })[0] ?? '';
         expect(Buffer.byteLength(text)).toBeLessThanOrEqual(MAX_TXT_STRING_BYTES);
         expect(text).toMatch(/^pool=x{63} state=unhealthy /);

@@ -67,7 +67,7 @@ export async function runDns(
   const metrics = createDnsMetrics({ snapshot: () => monitor.current() });
   const healthLog = logger.child({ component: 'health' });
   const configLog = logger.child({ component: 'config' });
-  let inForce = config;
+  let current = config;
 
   const createMonitor = (current: DnsConfig, previous?: CarriedState) => {
     const created = new HealthMonitor({
@@ -130,11 +130,11 @@ export async function runDns(
     file: configFile,
     text: configText,
     load: loadDnsConfig,
-    refuse: (next) => listenChanges(inForce, next),
+    refuse: (next) => listenChanges(current, next),
     apply: async (next) => {
       const old = monitor;
       await old.stop();
-      inForce = next;
+      current = next;
       monitor = createMonitor(next, old.carryOver());
       publish(next, monitor.current());
       monitor.start();

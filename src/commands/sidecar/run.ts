@@ -38,12 +38,12 @@ export async function runSidecar(
   source?: { readonly file: string; readonly text: string },
 ): Promise<RunningSidecar> {
   const log = logger.child({ component: 'sidecar' });
-  let inForce = config;
+  let current = config;
   // Squid's client connections, asked of the proxy in force at each scrape.
   let readSquidClients = squidClientReader(config.proxy, SQUID_MANAGER_BOUND_MS, log);
   // Called at scrape time only, once `loop` exists.
   const metrics = createSidecarMetrics(
-    () => ({ state: loop.state, config: inForce }),
+    () => ({ state: loop.state, config: current }),
     () => readSquidClients(),
   );
   let loop = new SidecarLoop({ config, log, onStep: metrics.onStep });
@@ -54,7 +54,7 @@ export async function runSidecar(
       if (path === '/metrics') {
         return metricsReply(metrics.registry);
       }
-      const reply = sidecarRoute(path, loop.state, inForce, inForce.probe);
+      const reply = sidecarRoute(path, loop.state, current, current.probe);
       return reply && json(reply.status, reply.body);
     });
   } catch (err) {
@@ -80,15 +80,15 @@ export async function runSidecar(
       text: source.text,
       load: loadSidecarConfig,
       refuse: (next) =>
-        movedListenAddresses([['sidecar.listen', formatAddress(inForce.listen), formatAddress(next.listen)]]),
+        movedListenAddresses([['sidecar.listen', formatAddress(current.listen), formatAddress(next.listen)]]),
       apply: async (next) => {
         const old = loop;
         await old.stop();
-        const state = carryOver(old.state, inForce, next, Date.now());
-        if (next.proxy !== inForce.proxy) {
+        const state = carryOver(old.state, current, next, Date.now());
+        if (next.proxy !== current.proxy) {
           readSquidClients = squidClientReader(next.proxy, SQUID_MANAGER_BOUND_MS, log);
         }
-        inForce = next;
+        current = next;
         loop = new SidecarLoop({ config: next, log, onStep: metrics.onStep, carried: state });
         loop.start();
       },
