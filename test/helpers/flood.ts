@@ -25,6 +25,8 @@ export interface FloodOptions {
   readonly inFlight?: number;
   /** New connections a second at most, in all (default: as fast as it can). */
   readonly ratePerSec?: number;
+  /** Runs its processes on these CPUs only (taskset -c), e.g. '1': a neighbour on cores of its own. */
+  readonly cpus?: string;
 }
 
 export interface FloodCounts {
@@ -60,7 +62,9 @@ export interface Flood {
 const PER_PROCESS = 8_000;
 
 function spawnOne(options: FloodOptions): { proc: GroupProcess; last: () => FloodCounts | undefined } {
-  const proc = spawnGroup(process.execPath, [SCRIPT, JSON.stringify(options)]);
+  const argv = [process.execPath, SCRIPT, JSON.stringify(options)];
+  const [command, ...args] = options.cpus ? ['taskset', '-c', options.cpus, ...argv] : argv;
+  const proc = spawnGroup(command as string, args);
   let last: FloodCounts | undefined;
   let partial = '';
   proc.child.stdout?.on('data', (chunk: Buffer) => {
