@@ -50,6 +50,11 @@ const MAX_TCP_PENDING_WRITE = 1 << 20;
 // Under open-loop load the default ~208 KB receive buffer drops datagrams at about 50k/s (measured
 // on the bench machine); 4 MB keeps up with what one Node.js thread can answer.
 const UDP_RECEIVE_BUFFER = 4 << 20;
+// Connections the kernel completes before we accept them. Node's default, 511, overflows when a
+// thousand clients reconnect at once (as drippers cut off at their deadline do); past it a new
+// client's SYN is dropped and retried a second later, however free the slots are. The kernel caps
+// it at net.core.somaxconn (4096 by default since Linux 5.4).
+const TCP_BACKLOG = 4096;
 // After our FIN, how long a client that does not read its last replies keeps the fd.
 const CLOSE_GRACE_MS = 1_000;
 // At most one warning per this long about connections shed, with the counts since the last one.
@@ -93,7 +98,7 @@ export class DnsServer {
       const udpPort = (udp.address() as AddressInfo).port;
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject);
-        tcp.listen({ host, port: udpPort, exclusive: true }, () => {
+        tcp.listen({ host, port: udpPort, exclusive: true, backlog: TCP_BACKLOG }, () => {
           tcp.off('error', reject);
           resolve();
         });

@@ -318,12 +318,13 @@ describe('TCP slots under a hostile neighbour (RFC 7766 6.2)', () => {
     const own = await fresh();
     const greedy = openCrowd(own.address, { sources: 1, perSource: 150, base: '127.0.3', drip: false });
     crowd.push(greedy);
-    await waitFor(() => greedy.settled() === 150 && greedy.closed() === 50, {
+    await waitFor(() => greedy.closed() === 50 && own.tcpConnections === 100, {
       what: '150 connections from one source settled',
     });
     expect(own.tcpConnections).toBe(100);
+    // Closed at once, unanswered (a reset, if the query was already on its way).
     await expect(tcpExchange(own.address, [query(3, 'proxy.egress.svc')], '127.0.3.1')).rejects.toThrow(
-      /closed after 0 replies/,
+      /closed after 0 replies|ECONNRESET/,
     );
     expect(await timedAsk(own, 301)).toBeLessThan(1_000);
   });
