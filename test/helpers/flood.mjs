@@ -102,6 +102,8 @@ function fill() {
   }
 }
 
+// The parent gone (its end of the pipe closed): nobody to report to, so the flood ends too.
+process.stdout.on('error', () => process.exit(0));
 const report = () => process.stdout.write(`${JSON.stringify({ at: Date.now(), ...counts })}\n`);
 setInterval(() => {
   fill();
