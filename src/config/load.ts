@@ -6,7 +6,7 @@ import { open } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { deepFreeze } from './deep-freeze.js';
+import { deepFreeze } from '../deep-freeze.js';
 import {
   configKind,
   type DnsConfig,

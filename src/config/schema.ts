@@ -10,6 +10,7 @@
 //      value step 2 refused is skipped: it would judge a value that is itself wrong.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { deepFreeze } from '../deep-freeze.js';
 import { formatAddress } from '../errors.js';
 import { redactUrl } from '../redact.js';
 import { hasCredentials, isHttpUrl } from '../url.js';
@@ -636,14 +637,6 @@ const whenMapping = { when: (payload: { value: unknown }) => isMapping(payload.v
 
 function report(ctx: z.RefinementCtx, issues: readonly Issue[]): void {
   for (const issue of issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    for (const inner of Object.values(value)) deepFreeze(inner);
-    Object.freeze(value);
-  }
-  return value;
 }
 
 // ---- the DNS server's config --------------------------------------------------------------------

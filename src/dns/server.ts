@@ -29,7 +29,8 @@ export interface DnsServerOptions {
 }
 
 /** Why a TCP connection was closed or refused by us rather than by its client. */
-export type TcpShedReason = 'evicted' | 'source_limit' | 'message_deadline' | 'idle_timeout';
+export const TCP_SHED_REASONS = ['evicted', 'source_limit', 'message_deadline', 'idle_timeout'] as const;
+export type TcpShedReason = (typeof TCP_SHED_REASONS)[number];
 
 /**
  * The DNS-over-TCP limits (RFC 7766 6.2), chosen near what operators know from other servers:
@@ -79,6 +80,22 @@ export class DnsServer {
 
   /** Binds UDP and TCP; rejects with the bind error (EADDRINUSE, ...) and leaves nothing open. */
   static async start(options: DnsServerOptions): Promise<DnsServer> {
+    // With port 0 the port UDP is given may already be taken for TCP by someone else: take another
+    // pair then, rather than fail a start that asked for any free port.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const server = await DnsServer.#bind(options);
+        server.#serveUdp(options);
+        server.#serveTcp(options);
+        return server;
+      } catch (err) {
+        const taken = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        if (options.listen.port !== 0 || !taken || attempt >= 5) throw err;
+      }
+    }
+  }
+
+  static async #bind(options: DnsServerOptions): Promise<DnsServer> {
     const { host, port } = options.listen;
     const udp = dgram.createSocket({
       type: net.isIPv6(host) ? 'udp6' : 'udp4',
@@ -108,8 +125,6 @@ export class DnsServer {
       tcp.close();
       throw err;
     }
-    server.#serveUdp(options);
-    server.#serveTcp(options);
     return server;
   }
 

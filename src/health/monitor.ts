@@ -1,6 +1,7 @@
 // Edge: runs the deep check of every pool of every service on its own timer, feeds the rise/fall
 // machine, and publishes an immutable view of all services after every change.
 import type { PoolConfig, ServiceConfig } from '../config/schema.js';
+import { deepFreeze } from '../deep-freeze.js';
 import { redactUrl } from '../redact.js';
 import { type AdminCarry, AdminControls } from './admin-controls.js';
 import { blame, type JudgedRound, outsideOutage, type PoolEvidence } from './attribution.js';
@@ -542,12 +543,4 @@ function safely(logger: MonitorLogger, fn: () => void): void {
   } catch (err) {
     logger.warn({ err }, 'health monitor callback threw');
   }
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    for (const inner of Object.values(value)) deepFreeze(inner);
-    Object.freeze(value);
-  }
-  return value;
 }

@@ -139,4 +139,14 @@ describe('dns metrics', () => {
     expect(text).toContain('egress_config_reloads_total{result="ok"} 1');
     expect(text).toContain('egress_config_reloads_total{result="failed"} 2');
   });
+
+  it('count DNS-over-TCP connections shed by reason, every reason from 0', async () => {
+    const metrics = createDnsMetrics({ processMetrics: false });
+    const before = await lines(metrics);
+    for (const reason of ['evicted', 'source_limit', 'message_deadline', 'idle_timeout'])
+      expect(before).toContain(`egress_dns_tcp_shed_total{reason="${reason}"} 0`);
+    metrics.onTcpShed('evicted');
+    metrics.onTcpShed('evicted');
+    expect(await lines(metrics)).toContain('egress_dns_tcp_shed_total{reason="evicted"} 2');
+  });
 });

@@ -5,6 +5,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { ADMIN_STATES } from '../../config/schema.js';
 import type { Outcome, Transport } from '../../dns/responder.js';
+import { TCP_SHED_REASONS, type TcpShedReason } from '../../dns/server.js';
 import type { FlapEvent, RoundEvent, TransitionEvent } from '../../health/monitor.js';
 import { isAnswered } from '../../health/select.js';
 import type { HealthSnapshot } from '../../health/snapshot.js';
@@ -47,6 +48,8 @@ export interface DnsMetrics {
   onFlap(event: FlapEvent): void;
   onLocalError(event: RoundEvent): void;
   onDnsOutcome(outcome: Outcome, transport: Transport): void;
+  /** A DNS-over-TCP connection closed to protect the others (RFC 7766 6.2), by reason. */
+  onTcpShed(reason: TcpShedReason): void;
   /** Config reloads, by result. */
   onReload(ok: boolean): void;
 }
@@ -221,6 +224,15 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     'Rounds that failed for a reason of this process (EMFILE, ENOBUFS, ...): not counted against the pool.',
   );
   const onReload = reloadCounter(registry);
+  const tcpShed = new Counter({
+    name: 'egress_dns_tcp_shed_total',
+    help: 'DNS-over-TCP connections closed to protect the others: evicted (the table was full), source_limit, message_deadline, idle_timeout.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+    collect() {
+      for (const reason of TCP_SHED_REASONS) this.inc({ reason }, 0);
+    },
+  });
 
   // transport/qtype/rcode -> count; qtypes we do not name are folded into OTHER to bound cardinality.
   const queryCounts = new Float64Array(TRANSPORTS.length * QTYPES.length * RCODES.length);
@@ -268,6 +280,9 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
       const t = transport === 'udp' ? 0 : 1;
       const i = (t * QTYPES.length + qtype) * RCODES.length + rcode;
       queryCounts[i] = (queryCounts[i] as number) + 1;
+    },
+    onTcpShed(reason) {
+      tcpShed.inc({ reason });
     },
     onReload,
   };

@@ -101,17 +101,22 @@ export async function runDns(
       responder,
       log: dnsLog,
       onOutcome: metrics.onDnsOutcome,
+      onTcpShed: metrics.onTcpShed,
     }),
   );
   let http: HttpServer;
   try {
     http = await bind('http.listen', config.http.listen, () =>
-      HttpServer.start(config.http.listen, async (path) => {
-        if (path === '/metrics') {
-          return metricsReply(metrics.registry);
-        }
-        return dnsRoute(path, monitor.current(), { file: configFile, ...reloader.inForce });
-      }),
+      HttpServer.start(
+        config.http.listen,
+        async (path) => {
+          if (path === '/metrics') {
+            return metricsReply(metrics.registry);
+          }
+          return dnsRoute(path, monitor.current(), { file: configFile, ...reloader.inForce });
+        },
+        { log: logger.child({ component: 'http' }) },
+      ),
     );
   } catch (err) {
     await dns.close();

@@ -50,13 +50,17 @@ export async function runSidecar(
 
   let http: HttpServer;
   try {
-    http = await HttpServer.start(config.listen, async (path) => {
-      if (path === '/metrics') {
-        return metricsReply(metrics.registry);
-      }
-      const reply = sidecarRoute(path, loop.state, current, current.probe);
-      return reply && json(reply.status, reply.body);
-    });
+    http = await HttpServer.start(
+      config.listen,
+      async (path) => {
+        if (path === '/metrics') {
+          return metricsReply(metrics.registry);
+        }
+        const reply = sidecarRoute(path, loop.state, current, current.probe);
+        return reply && json(reply.status, reply.body);
+      },
+      { log: logger.child({ component: 'http' }) },
+    );
   } catch (err) {
     throw bindError(err, 'sidecar.listen', config.listen);
   }
