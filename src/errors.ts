@@ -3,7 +3,7 @@
 //
 //   class OperatorError { code, message, hint, exitCode, details, cause; lines(): string[]; toLog() }
 //   configInvalid(file, errors)          CONFIG_INVALID     exit 2
-//   configUnreadable(file, errnoCode)    CONFIG_UNREADABLE  exit 2
+//   unreadableLine(file, errnoCode)      the line of CONFIG_UNREADABLE (exit 2), as the loader reports it
 //   (a file over 1 MiB)                  CONFIG_TOO_LARGE   exit 2
 //   configLoadError(file, failure)       one of the three, from a failed Loaded of src/config/load.ts
 //   bindError(err, listenKey, address)   ADDRESS_IN_USE | ADDRESS_NOT_AVAILABLE | PERMISSION_DENIED | BIND_FAILED, exit 2
@@ -18,6 +18,8 @@
 //   70  a bug (EX_SOFTWARE from sysexits.h), so that it is never read as "unhealthy"
 // check-config answers a question ("is this file good?") and 1 is its "no"; for dns and sidecar
 // the same finding means they could not start, which is exit 2 (README, docs/ERRORS.md).
+
+import { formatAddress } from './listen-address.js';
 
 export const EXIT = {
   OK: 0,
@@ -120,18 +122,9 @@ export function configInvalid(file: string, errors: readonly string[]): Operator
   return new OperatorError('CONFIG_INVALID', `${file}: invalid config (${count})`, { details: errors });
 }
 
-export function configUnreadable(
-  file: string,
-  errnoCode: string | undefined,
-  cause?: unknown,
-): OperatorError {
-  return new OperatorError(
-    'CONFIG_UNREADABLE',
-    `${file}: cannot read the config file (${errnoCode ?? 'error'})`,
-    {
-      cause,
-    },
-  );
+/** The one line of CONFIG_UNREADABLE, built here for the loader (which reports it) and for us. */
+export function unreadableLine(file: string, errnoCode: string | undefined): string {
+  return `${file}: cannot read the config file (${errnoCode ?? 'error'})`;
 }
 
 /** The failed result of loadDnsConfig/loadSidecarConfig as the error that stops a start. */
@@ -146,7 +139,7 @@ export function configLoadError(
       'CONFIG_TOO_LARGE',
       failure.errors[0] ?? `${file}: the config file is too large`,
     );
-  return new OperatorError('CONFIG_UNREADABLE', failure.errors[0] ?? `${file}: cannot read the config file`);
+  return new OperatorError('CONFIG_UNREADABLE', failure.errors[0] ?? unreadableLine(file, undefined));
 }
 
 export function usageError(message: string): OperatorError {
@@ -156,11 +149,6 @@ export function usageError(message: string): OperatorError {
 export function internalError(cause: unknown): OperatorError {
   const text = cause instanceof Error ? cause.message : String(cause);
   return new OperatorError('INTERNAL', `internal error: ${text.split('\n')[0]}`, { cause });
-}
-
-/** 127.0.0.1:5353, [::]:5353 */
-export function formatAddress(address: { readonly host: string; readonly port: number }): string {
-  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
 
 /**

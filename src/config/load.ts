@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { deepFreeze } from '../deep-freeze.js';
+import { unreadableLine } from '../errors.js';
 import {
   configKind,
   type DnsConfig,
@@ -175,7 +176,7 @@ type ReadResult = { ok: true; text: string } | { ok: false; reason: LoadFailure;
 export async function readConfigFile(file: string, limit = MAX_CONFIG_BYTES): Promise<ReadResult> {
   const unreadable = (err: unknown): ReadResult => {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    return { ok: false, reason: 'unreadable', errors: [`${file}: cannot read the config file (${code})`] };
+    return { ok: false, reason: 'unreadable', errors: [unreadableLine(file, code)] };
   };
   const tooLarge = (size: string): ReadResult => ({
     ok: false,

@@ -11,7 +11,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { deepFreeze } from '../deep-freeze.js';
-import { formatAddress } from '../errors.js';
+import { formatAddress, type ListenAddress } from '../listen-address.js';
 import { redactUrl } from '../redact.js';
 import { hasCredentials, isHttpUrl } from '../url.js';
 import { formatDuration, MAX_DURATION_MS, parseDuration } from './duration.js';
@@ -36,10 +36,7 @@ export interface StatusRange {
   readonly max: number;
 }
 
-export interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-}
+export type { ListenAddress } from '../listen-address.js';
 
 /** What one deep check needs, with every default filled in. */
 export interface ProbeSettings {

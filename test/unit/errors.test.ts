@@ -8,11 +8,11 @@ import {
   CATALOGUE,
   configInvalid,
   configLoadError,
-  configUnreadable,
   EXIT,
   internalError,
   isOperatorError,
   OperatorError,
+  unreadableLine,
   usageError,
 } from '../../src/errors.js';
 
@@ -62,10 +62,10 @@ describe('OperatorError', () => {
     expect(err.lines()).toEqual(errors);
   });
 
-  it('names an unreadable file and its errno', () => {
-    const err = configUnreadable('/etc/egress/config.yaml', 'ENOENT');
-    expect(err.code).toBe('CONFIG_UNREADABLE');
-    expect(err.message).toBe('/etc/egress/config.yaml: cannot read the config file (ENOENT)');
+  it('names an unreadable file and its errno, in one line the loader and the error share', () => {
+    expect(unreadableLine('/etc/egress/config.yaml', 'ENOENT')).toBe(
+      '/etc/egress/config.yaml: cannot read the config file (ENOENT)',
+    );
   });
 
   it('turns a failed load into the matching error', () => {

@@ -6,7 +6,7 @@ import { movedListenAddresses, startReloader } from '../../config/reloader.js';
 import type { DnsConfig, ListenAddress } from '../../config/schema.js';
 import { Responder } from '../../dns/responder.js';
 import { DnsServer } from '../../dns/server.js';
-import { bindError, formatAddress } from '../../errors.js';
+import { bindError } from '../../errors.js';
 import { type CarriedState, HealthMonitor, type RunRound } from '../../health/monitor.js';
 import { deepRound } from '../../health/probe.js';
 import { sidecarsRound } from '../../health/sidecars-round.js';
@@ -14,6 +14,7 @@ import type { HealthSnapshot } from '../../health/snapshot.js';
 import { metricsReply } from '../../http/reply.js';
 import { dnsRoute } from '../../http/routes.js';
 import { HttpServer } from '../../http/server.js';
+import { formatAddress } from '../../listen-address.js';
 import { createDnsMetrics } from './metrics.js';
 import { nextZoneView } from './zone-view-of.js';
 
