@@ -8,6 +8,7 @@ import { blame, type JudgedRound, outsideOutage, type PoolEvidence } from './att
 import { combineAddressRounds, proxyAt } from './per-address.js';
 import { type PodStatus, podStatuses } from './pods-verdict.js';
 import { type LookupAll, PoolAddresses } from './resolve.js';
+import type { AddressResult, RoundResult } from './round.js';
 import { failedRound, RoundLoop } from './round-loop.js';
 import { type Selection, select } from './select.js';
 import type { HealthSnapshot, PoolSnapshot, ServiceSnapshot } from './snapshot.js';
@@ -20,7 +21,6 @@ import {
   type PoolHealth,
   type Transition,
 } from './state.js';
-import type { AddressResult, RoundResult } from './verdict.js';
 
 /** One deep-check round of a pool. It should honour `signal`; the monitor does not rely on it. */
 export type RunRound = (pool: PoolConfig, signal: AbortSignal) => Promise<RoundResult>;

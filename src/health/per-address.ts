@@ -1,7 +1,7 @@
 // Pure: a proxy host that resolves to several addresses, probed address by address. Every address
 // DNS serves for the pool must have passed: a Service name behind which 8 of 9 addresses refuse
 // connections is not "healthy, serve all 9". combineAddressRounds(rounds) -> the pool's round.
-import type { RoundResult, TargetResult } from './verdict.js';
+import type { RoundResult, TargetResult } from './round.js';
 
 /** The proxy URL with its host replaced by one of its addresses (credentials and port kept). */
 export function proxyAt(proxy: string, address: string): string {

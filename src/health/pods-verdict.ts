@@ -1,7 +1,7 @@
 // Pure: what a pool's pods' sidecars answered -> one round (the pods as its targets), passing when
 // at least `minReady` pods are ready. A pod is ready when its sidecar's /readyz answers 200.
 import { isLocalReason } from './error-reason.js';
-import type { RoundResult, TargetResult } from './verdict.js';
+import type { RoundResult, TargetResult } from './round.js';
 
 /** What one pod's sidecar answered (probe.ts getFromEach), or why it did not. */
 export interface PodAnswer {

@@ -25,7 +25,7 @@ import { formatDuration } from '../config/duration.js';
 import type { StatusRange } from '../config/schema.js';
 import { bareHost } from '../url.js';
 import { errorCode, isLocalErrorCode, LOCAL_ERROR_PREFIX } from './error-reason.js';
-import { type RoundResult, roundVerdict, type TargetResult } from './verdict.js';
+import { type RoundResult, roundVerdict, type TargetResult } from './round.js';
 
 export interface ProbeRoundOptions {
   /** Proxy URL, credentials allowed; undefined fetches the targets directly. */
@@ -139,22 +139,22 @@ type Phase = 'proxy' | 'tls' | 'direct';
 /** Where an attempt is and what it holds, so a timeout can report the phase and free everything. */
 class Attempt {
   phase: Phase = 'proxy';
-  private readonly held: { destroy(): unknown }[] = [];
-  private destroyed = false;
+  readonly #held: { destroy(): unknown }[] = [];
+  #destroyed = false;
 
   // The attempt may still be running when the deadline wins the race; whatever it acquires after
   // destroy() (a tunnel that opened a moment too late) is destroyed on arrival. Errors a destroyed
   // socket or request emits later go to a no-op listener rather than crash the process.
   hold<T extends { destroy(): unknown; on(event: 'error', listener: () => void): unknown }>(thing: T): T {
     thing.on('error', ignore);
-    this.held.push(thing);
-    if (this.destroyed) thing.destroy();
+    this.#held.push(thing);
+    if (this.#destroyed) thing.destroy();
     return thing;
   }
 
   destroy(): void {
-    this.destroyed = true;
-    for (const thing of this.held) thing.destroy();
+    this.#destroyed = true;
+    for (const thing of this.#held) thing.destroy();
   }
 }
 
@@ -163,27 +163,29 @@ const ignore = () => undefined;
 /** One timer per round; aborts every target's attempt at the deadline or on the caller's signal. */
 class RoundDeadline {
   readonly controller = new AbortController();
-  private readonly timer: NodeJS.Timeout;
-  private readonly onAbort = () => this.controller.abort(new ProbeAborted('aborted'));
-  private readonly expired: Promise<ProbeAborted>;
+  readonly #timer: NodeJS.Timeout;
+  readonly #onAbort = () => this.controller.abort(new ProbeAborted('aborted'));
+  readonly #expired: Promise<ProbeAborted>;
+  readonly #outer: AbortSignal | undefined;
 
   /** `shownMs`: the timeout reasons name, where part of it was spent before the round began. */
   constructor(
     readonly timeoutMs: number,
-    private readonly outer: AbortSignal | undefined,
+    outer: AbortSignal | undefined,
     shownMs = timeoutMs,
   ) {
-    this.expired = new Promise((resolve) => {
+    this.#outer = outer;
+    this.#expired = new Promise((resolve) => {
       this.controller.signal.addEventListener('abort', () => resolve(this.controller.signal.reason), {
         once: true,
       });
     });
-    this.timer = setTimeout(
+    this.#timer = setTimeout(
       () => this.controller.abort(new ProbeAborted(`timeout=${formatDuration(shownMs)}`)),
       timeoutMs,
     );
-    if (outer?.aborted) this.onAbort();
-    else outer?.addEventListener('abort', this.onAbort, { once: true });
+    if (outer?.aborted) this.#onAbort();
+    else outer?.addEventListener('abort', this.#onAbort, { once: true });
   }
 
   get signal(): AbortSignal {
@@ -192,12 +194,12 @@ class RoundDeadline {
 
   /** Settles when the round must stop, with the reason unfinished targets report. */
   get stopped(): Promise<ProbeAborted> {
-    return this.expired;
+    return this.#expired;
   }
 
   dispose(): void {
-    clearTimeout(this.timer);
-    this.outer?.removeEventListener('abort', this.onAbort);
+    clearTimeout(this.#timer);
+    this.#outer?.removeEventListener('abort', this.#onAbort);
   }
 }
 

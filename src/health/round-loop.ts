@@ -1,7 +1,7 @@
 // Edge: one check's rounds on a timer, one at a time, the next scheduled from the end of the last;
 // the health monitor runs one per pool, the sidecar one per process.
 import { probeErrorReason } from './error-reason.js';
-import type { RoundResult } from './verdict.js';
+import type { RoundResult } from './round.js';
 
 /** Why a round has no result of its own. */
 export interface RoundFailure {

@@ -11,7 +11,7 @@ import { errorCode, errorText } from './error-reason.js';
 import { podsVerdict } from './pods-verdict.js';
 import { getFromEach } from './probe.js';
 import type { LookupAll } from './resolve.js';
-import type { RoundResult } from './verdict.js';
+import type { RoundResult } from './round.js';
 
 export interface SidecarsRoundOptions {
   readonly sidecars: SidecarsSettings;

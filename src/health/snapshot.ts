@@ -3,9 +3,9 @@
 import type { AdminControl, OnAllDown } from '../config/schema.js';
 import type { HistoryEntry } from './admin.js';
 import type { PodStatus } from './pods-verdict.js';
+import type { AddressResult } from './round.js';
 import type { Selection } from './select.js';
 import type { PoolHealth } from './state.js';
-import type { AddressResult } from './verdict.js';
 
 export interface ResolveError {
   readonly reason: string;

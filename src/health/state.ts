@@ -2,7 +2,7 @@
 // The clock is an argument so the machine is table-testable and replayable; nothing here reads time.
 import type { ProbeSettings } from '../config/schema.js';
 import { type FlapHistory, type FlapSettings, mayRise, NO_FLAPS, recordChange } from './damping.js';
-import type { RoundResult } from './verdict.js';
+import type { RoundResult } from './round.js';
 
 export type HealthState = 'unknown' | 'healthy' | 'unhealthy';
 export const HEALTH_STATES: readonly HealthState[] = ['unknown', 'healthy', 'unhealthy'];

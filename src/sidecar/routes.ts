@@ -2,8 +2,8 @@
 // Every reply is built from the last round's results; nothing here can wait on the proxy, which is
 // what keeps kubelet's timeoutSeconds out of reach however hung Squid is.
 import type { LivenessMode, ReadinessMode } from '../config/schema.js';
+import type { RoundResult, TargetResult } from '../health/round.js';
 import type { Thresholds } from '../health/state.js';
-import type { RoundResult, TargetResult } from '../health/verdict.js';
 import {
   type Fault,
   healthVerdict,

@@ -4,6 +4,7 @@
 // Nothing here reads the clock or touches a socket; `now` is an argument.
 import type { LivenessMode, ProbeSettings, ReadinessMode, SidecarConfig } from '../config/schema.js';
 import { isLocalReason } from '../health/error-reason.js';
+import type { RoundResult } from '../health/round.js';
 import {
   type HealthState,
   initialHealth,
@@ -14,7 +15,6 @@ import {
   type Thresholds,
   type Transition,
 } from '../health/state.js';
-import type { RoundResult } from '../health/verdict.js';
 
 /** The shallow check: the proxy accepts a connection and answers HTTP (any status). */
 export interface ShallowResult {

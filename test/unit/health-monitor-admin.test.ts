@@ -4,8 +4,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AdminControl, PoolConfig, ProbeSettings } from '../../src/config/schema.js';
 import { HealthMonitor, type MonitorOptions } from '../../src/health/monitor.js';
+import type { RoundResult } from '../../src/health/round.js';
 import type { HealthSnapshot } from '../../src/health/snapshot.js';
-import type { RoundResult } from '../../src/health/verdict.js';
 
 const T0 = Date.parse('2026-12-02T14:00:00Z');
 

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { PoolConfig, ProbeSettings } from '../../src/config/schema.js';
 import { HealthMonitor } from '../../src/health/monitor.js';
 import { type PodAnswer, podsVerdict } from '../../src/health/pods-verdict.js';
-import type { RoundResult } from '../../src/health/verdict.js';
+import type { RoundResult } from '../../src/health/round.js';
 
 const T0 = Date.parse('2026-12-02T10:00:00Z');
 const SITE = 'http://site.test/';

@@ -7,8 +7,8 @@ import {
   type RoundEvent,
   type TransitionEvent,
 } from '../../src/health/monitor.js';
+import type { RoundResult } from '../../src/health/round.js';
 import type { HealthSnapshot } from '../../src/health/snapshot.js';
-import type { RoundResult } from '../../src/health/verdict.js';
 
 const T0 = Date.parse('2026-11-25T10:00:00Z');
 

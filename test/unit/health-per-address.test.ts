@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { combineAddressRounds, proxyAt } from '../../src/health/per-address.js';
-import type { RoundResult } from '../../src/health/verdict.js';
+import type { RoundResult } from '../../src/health/round.js';
 
 const SITE = 'http://site.test/';
 const pass = (at = 10): RoundResult => ({

@@ -9,7 +9,7 @@ import {
   podStatuses,
   podsVerdict,
 } from '../../src/health/pods-verdict.js';
-import { roundVerdict } from '../../src/health/verdict.js';
+import { roundVerdict } from '../../src/health/round.js';
 
 const AT = 1_700_000_000_000;
 const sidecarBody = (

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { RoundResult } from '../../src/health/round.js';
 import {
   type HealthState,
   initialHealth,
@@ -9,7 +10,6 @@ import {
   type PoolHealth,
   type Thresholds,
 } from '../../src/health/state.js';
-import type { RoundResult } from '../../src/health/verdict.js';
 
 const T0 = Date.parse('2026-11-25T10:00:00Z');
 const settings = { intervalMs: 2_000, fastIntervalMs: 200 };

@@ -1,7 +1,7 @@
 // The sidecar's replies: status codes and JSON bodies per endpoint and mode, from a given state.
 import { describe, expect, it } from 'vitest';
 import type { LivenessMode, ReadinessMode } from '../../src/config/schema.js';
-import type { RoundResult } from '../../src/health/verdict.js';
+import type { RoundResult } from '../../src/health/round.js';
 import { sidecarRoute } from '../../src/sidecar/routes.js';
 import {
   applyRound,

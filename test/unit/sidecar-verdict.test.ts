@@ -2,7 +2,7 @@
 // endpoint says in each liveness mode. Table tests; no sockets, no timers.
 import { describe, expect, it } from 'vitest';
 import type { LivenessMode } from '../../src/config/schema.js';
-import type { RoundResult } from '../../src/health/verdict.js';
+import type { RoundResult } from '../../src/health/round.js';
 import {
   applyRound,
   attributeRound,

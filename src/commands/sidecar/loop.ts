@@ -5,8 +5,8 @@ import type { Logger } from 'pino';
 import type { SidecarConfig } from '../../config/schema.js';
 import { probeErrorReason } from '../../health/error-reason.js';
 import { answersHttp, probeRound } from '../../health/probe.js';
+import type { RoundResult } from '../../health/round.js';
 import { failedRound, type RoundFailure, RoundLoop } from '../../health/round-loop.js';
-import type { RoundResult } from '../../health/verdict.js';
 import {
   applyRound,
   initialSidecarState,

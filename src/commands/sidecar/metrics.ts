@@ -2,8 +2,8 @@
 // the loop's state at scrape time, and Squid's client connections asked of its cache manager then.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { SidecarConfig } from '../../config/schema.js';
+import type { RoundResult } from '../../health/round.js';
 import { HEALTH_STATES } from '../../health/state.js';
-import type { RoundResult } from '../../health/verdict.js';
 import { redactUrl } from '../../redact.js';
 import {
   type CheckName,

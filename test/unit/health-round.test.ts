@@ -1,7 +1,7 @@
 // roundVerdict: a probe round's target results + quorum -> pass or fail, and the reason an operator
 // reads in /status, _status TXT and the transition log. Table tests; no sockets, no timers.
 import { describe, expect, it } from 'vitest';
-import { roundVerdict, type TargetResult } from '../../src/health/verdict.js';
+import { roundVerdict, type TargetResult } from '../../src/health/round.js';
 
 const pass = (target: string): TargetResult => ({
   target,
