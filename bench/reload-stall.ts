@@ -10,7 +10,7 @@
 // times the same parse + validation on this (the bench's) main thread, which is what every answer
 // waited for before the parse moved to a worker. Not part of `npm run bench`.
 import { rename, writeFile } from 'node:fs/promises';
-import { parseConfigText } from '../src/config/load.js';
+import { parseConfigText } from '../src/config/parse.js';
 import { dnsConfigSchema } from '../src/config/schema.js';
 import { startDnsServer } from '../test/helpers/dns-process.js';
 import { startUdpStream } from '../test/helpers/udp-stream.js';

@@ -27,7 +27,7 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { parseConfigText } from '../src/config/load.js';
+import { parseConfigText } from '../src/config/parse.js';
 import { dnsConfigSchema, type ProbeSettings } from '../src/config/schema.js';
 import { CLIENT_KINDS, type ClientKind, JVM_DNS_CACHE_MS } from '../test/helpers/clients.js';
 import { type ShiftTiming, shiftBoundMs } from '../test/helpers/shift-bound.js';

@@ -12,14 +12,9 @@
 // Options go before or after the command (`--log-level debug dns --config f` works too).
 // --log-level wins over LOG_LEVEL, which wins over the default, info.
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { DEFAULT_HTTP_LISTEN, DNS_DEFAULTS, PROBE_DEFAULTS, SIDECAR_DEFAULTS } from './config/defaults.js';
 import { formatDuration, MAX_DURATION_MS, parseDuration } from './config/duration.js';
-import {
-  DEFAULT_HTTP_LISTEN,
-  DNS_DEFAULTS,
-  PROBE_DEFAULTS,
-  SIDECAR_DEFAULTS,
-  type StatusRange,
-} from './config/schema.js';
+import type { StatusRange } from './config/schema.js';
 import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS, type LogLevel } from './log.js';
 import { redactUrl } from './redact.js';
 import { hasCredentials, isHttpUrl } from './url.js';

@@ -3,8 +3,8 @@
 
 import { createRequire } from 'node:module';
 import { type Command, parseCommandLine } from './cli.js';
+import { PROBE_DEFAULTS } from './config/defaults.js';
 import { type Loaded, loadAnyConfig, loadDnsConfig, loadSidecarConfig } from './config/load.js';
-import { PROBE_DEFAULTS } from './config/schema.js';
 import { configLoadError, EXIT, isOperatorError, type OperatorError, usageError } from './errors.js';
 import { expiredControls } from './health/admin.js';
 import { probeRound } from './health/probe.js';

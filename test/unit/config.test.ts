@@ -5,13 +5,8 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatDuration, MAX_DURATION_MS, parseDuration } from '../../src/config/duration.js';
-import {
-  formatPath,
-  loadDnsConfig,
-  loadSidecarConfig,
-  parseAnyConfigText,
-  parseConfigText,
-} from '../../src/config/load.js';
+import { loadDnsConfig, loadSidecarConfig } from '../../src/config/load.js';
+import { formatPath, parseAnyConfigText, parseConfigText } from '../../src/config/parse.js';
 import { configKind, type DnsConfig, dnsConfigSchema, sidecarConfigSchema } from '../../src/config/schema.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/config');

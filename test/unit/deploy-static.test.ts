@@ -8,7 +8,7 @@ import { isIPv4 } from 'node:net';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { parseConfigText } from '../../src/config/load.js';
+import { parseConfigText } from '../../src/config/parse.js';
 import { type DnsConfig, dnsConfigSchema } from '../../src/config/schema.js';
 import { dnsRoute } from '../../src/http/routes.js';
 import { BASE, pick, render } from '../helpers/kustomize.js';

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { parseConfigText } from '../../src/config/load.js';
+import { parseConfigText } from '../../src/config/parse.js';
 import { sidecarConfigSchema } from '../../src/config/schema.js';
 import { sidecarRoute } from '../../src/sidecar/routes.js';
 import { initialSidecarState } from '../../src/sidecar/verdict.js';

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfigText } from '../../src/config/load.js';
+import { parseConfigText } from '../../src/config/parse.js';
 import { sidecarConfigSchema } from '../../src/config/schema.js';
 
 const README = readFileSync(join(import.meta.dirname, '..', '..', 'src', 'sidecar', 'README.md'), 'utf8');
