@@ -21,7 +21,7 @@
 // instance's folder), `shutdown_lifetime 1 second` (tests stop squids often), a `hosts_file` that
 // maps test names (origin.test, tls.origin.test) to loopback origins with every other name going
 // to `dns_nameservers 127.0.0.1` (nothing leaves the machine), no ICMP pinger (it would outlive a
-// SIGKILLed Squid), the loopback origins' addresses (127.0.0.2-127.0.0.255) excepted from `deny
+// SIGKILLed Squid), the loopback origins' addresses (127.0.0.2 up to 127.255.255.254: the tests' 127.0.0.x and the bench's 127.0.1.x) excepted from `deny
 // to_localhost` (127.0.0.1 stays refused), and, on request, basic auth (`auth`) and the egress
 // faults (`egress`).
 // `squidConf` in a spec renders another text of the same shape instead, to check that a test fails
@@ -117,7 +117,7 @@ function replaceLine(lines: string[], pattern: RegExp, ...replacement: string[])
  * The shipped squid.conf rendered for one loopback instance. Pure, so benchmarks can print or diff
  * it. Changes only what a loopback test must: the listening address, the paths of the pid file, the
  * logs and the files under POD_SQUID_DIR (copied into `dir`), name lookups (hosts_file, a local
- * dns_nameservers), a 1 s shutdown_lifetime, and the loopback origins (127.0.0.2-127.0.0.255)
+ * dns_nameservers), a 1 s shutdown_lifetime, and the loopback origins (127.0.0.2 up to 127.255.255.254)
  * excepted from `deny to_localhost` (127.0.0.1, ::1 and 0.0.0.0 stay refused). Then the auth rules
  * and the egress fault, when asked for.
  */
@@ -148,7 +148,7 @@ export function renderSquidConfig(
     /^http_access deny to_localhost$/,
     // The loopback origins stand in for the outside; 127.0.0.1 (the machine's own services), ::1
     // and 0.0.0.0 stay refused, as every loopback address is in a pod.
-    `acl ${LOOPBACK_ORIGINS_ACL} dst 127.0.0.2-127.0.0.255`,
+    `acl ${LOOPBACK_ORIGINS_ACL} dst 127.0.0.2-127.255.255.254`,
     `http_access deny to_localhost !${LOOPBACK_ORIGINS_ACL}`,
   );
   if (withAuth) {
