@@ -88,6 +88,11 @@ export interface MonitorOptions {
    * any others that finish meanwhile; a state change is published at once. Default 250 ms.
    */
   readonly detailPublishMs?: number;
+  /**
+   * State changes are published at once, but at most one publication per this many ms: the rest
+   * that arrive meanwhile go out together at its end. Default 10 ms.
+   */
+  readonly stateGapMs?: number;
   /** First rounds start at a random point within this (capped at 10% of interval). Default 100 ms. */
   readonly firstRoundSpreadMs?: number;
   readonly random?: () => number;
@@ -141,6 +146,9 @@ export class HealthMonitor {
   #snapshot: HealthSnapshot;
   /** A publication of round details waiting to be batched with others. */
   #pending: ReturnType<typeof setTimeout> | undefined;
+  /** A publication of state changes waiting for the gap after the last one to pass. */
+  #urgent: ReturnType<typeof setTimeout> | undefined;
+  #publishedAt = Number.NEGATIVE_INFINITY;
   #started = false;
   #stopped = false;
   /**
@@ -211,12 +219,9 @@ export class HealthMonitor {
         return runner;
       }),
     );
-    this.#runnersByService = new Map(
-      options.services.map((service) => [
-        service,
-        this.#runners.filter((runner) => runner.service === service),
-      ]),
-    );
+    // One pass: filtering every runner for each service was quadratic in a config of thousands.
+    this.#runnersByService = new Map(options.services.map((service) => [service, []]));
+    for (const runner of this.#runners) this.#runnersByService.get(runner.service)?.push(runner);
     this.#admin = new AdminControls({
       services: options.services,
       previous: options.previous?.admin,
@@ -252,6 +257,7 @@ export class HealthMonitor {
     this.#stopped = true;
     this.#admin.stop();
     clearTimeout(this.#pending);
+    clearTimeout(this.#urgent);
     for (const runner of this.#runners) runner.addresses.stop();
     await Promise.allSettled(this.#runners.map((runner) => runner.loop.stop()));
   }
@@ -463,7 +469,10 @@ export class HealthMonitor {
   // an unchanged service is the same object), but still walks every service and wakes every
   // subscriber, so with many pools publishing per round would cost pools x rounds. State changes,
   // which move DNS answers, go out at once; rounds that only refresh details (latency, reason)
-  // are batched.
+  // are batched. And state changes that come in a burst (thousands of first verdicts after a
+  // reload that adds services) go out at most once per `stateGapMs`: one publication per verdict
+  // walked every service each time, and stalled DNS answers for most of a second with 5,500 of
+  // them. A change waits at most that gap, nothing beside a failover's second or so.
   #publish(urgent = true): void {
     if (this.#stopped) return;
     if (!urgent) {
@@ -473,8 +482,18 @@ export class HealthMonitor {
       }, this.#options.detailPublishMs ?? 250);
       return;
     }
+    if (this.#urgent !== undefined) return;
+    const waitMs = this.#publishedAt + (this.#options.stateGapMs ?? 10) - this.#now();
+    if (waitMs > 0) {
+      this.#urgent = setTimeout(() => {
+        this.#urgent = undefined;
+        this.#publish();
+      }, waitMs);
+      return;
+    }
     clearTimeout(this.#pending);
     this.#pending = undefined;
+    this.#publishedAt = this.#now();
     this.#snapshot = this.#build();
     const snapshot = this.#snapshot;
     for (const subscriber of this.#subscribers) safely(this.#options.logger, () => subscriber(snapshot));

@@ -337,7 +337,8 @@ describe('HealthMonitor', () => {
     await vi.advanceTimersByTimeAsync(500);
     expect(m.current().ready).toBe(false);
     release(['10.0.0.7']);
-    await vi.advanceTimersByTimeAsync(0);
+    // The resolution and the verdict both publish: the second within the state gap (10 ms).
+    await vi.advanceTimersByTimeAsync(10);
     expect(m.current().services[0]?.selection).toMatchObject({
       selected: 'primary',
       addresses: ['10.0.0.7'],
@@ -396,6 +397,30 @@ describe('HealthMonitor', () => {
     cold.start();
     await vi.advanceTimersByTimeAsync(300);
     expect(cold.current().ready).toBe(false);
+  });
+
+  it('publishes a burst of first verdicts together, not one publication per verdict', async () => {
+    // 200 services whose first rounds end a millisecond apart: each verdict is a state change.
+    const services = Array.from({ length: 200 }, (_, i) =>
+      service(`s${i}`, [poolConfig(`p${i}`, { addresses: [`10.1.${Math.floor(i / 250)}.${i % 250}`] })]),
+    );
+    const runRound: MonitorOptions['runRound'] = (pool) => {
+      const ms = 10 + Number(pool.name.slice(1));
+      return new Promise((resolve) =>
+        setTimeout(() => resolve({ ok: true, reason: 'ok', targets: [], latencyMs: ms, at: Date.now() }), ms),
+      );
+    };
+    const m = monitor({ services, runRound, firstRoundSpreadMs: 0 });
+    let publications = 0;
+    m.onSnapshot(() => {
+      publications += 1;
+    });
+    m.start();
+    await vi.advanceTimersByTimeAsync(300);
+    expect(m.current().ready).toBe(true);
+    // 200 verdicts over 200 ms, at most one publication per 10 ms: about 20, not 200.
+    expect(publications).toBeLessThanOrEqual(25);
+    expect(publications).toBeGreaterThan(1);
   });
 
   it('spreads rounds: first ones within 100 ms, regular intervals within +-5%', async () => {
