@@ -8,6 +8,7 @@ import { HealthMonitor } from '../../src/health/monitor.js';
 import { deepRound } from '../../src/health/probe.js';
 import { dnsRoute } from '../../src/http/routes.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
+import { probeSettings } from '../helpers/probe-settings.js';
 import { type SquidFleet, startSquids } from '../helpers/squid.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -24,20 +25,7 @@ const REFUSING = [
   '127.0.0.21',
 ];
 
-const probe: ProbeSettings = {
-  targets: ['http://origin.test/'],
-  quorum: 1,
-  intervalMs: 500,
-  timeoutMs: 400,
-  rise: 2,
-  fall: 2,
-  fastIntervalMs: 200,
-  expectStatus: [{ min: 200, max: 399 }],
-  flapThreshold: 0,
-  flapWindowMs: 600_000,
-  holdDownMs: 60_000,
-  maxHoldDownMs: 600_000,
-};
+const probe: ProbeSettings = probeSettings();
 
 let origin: Origin | undefined;
 let fleet: SquidFleet | undefined;

@@ -6,23 +6,11 @@ import type { AdminControl, PoolConfig, ProbeSettings } from '../../src/config/s
 import { HealthMonitor, type MonitorOptions } from '../../src/health/monitor.js';
 import type { RoundResult } from '../../src/health/round.js';
 import type { HealthSnapshot } from '../../src/health/snapshot.js';
+import { probeSettings } from '../helpers/probe-settings.js';
 
 const T0 = Date.parse('2026-12-02T14:00:00Z');
 
-const probe: ProbeSettings = {
-  targets: ['http://origin.test/'],
-  quorum: 1,
-  intervalMs: 1_000,
-  timeoutMs: 500,
-  rise: 2,
-  fall: 2,
-  fastIntervalMs: 100,
-  expectStatus: [{ min: 200, max: 399 }],
-  flapThreshold: 0,
-  flapWindowMs: 600_000,
-  holdDownMs: 60_000,
-  maxHoldDownMs: 600_000,
-};
+const probe: ProbeSettings = probeSettings({ intervalMs: 1_000, timeoutMs: 500, fastIntervalMs: 100 });
 
 const pool = (name: string, address: string, admin?: AdminControl): PoolConfig => ({
   name,

@@ -4,24 +4,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { PoolConfig, ProbeSettings } from '../../src/config/schema.js';
 import { type FlapEvent, HealthMonitor, type RoundEvent } from '../../src/health/monitor.js';
 import type { RoundResult } from '../../src/health/round.js';
+import { probeSettings } from '../helpers/probe-settings.js';
 
 const T0 = Date.parse('2026-12-02T10:00:00Z');
 const SITE = 'http://site.test/';
 
-const probe: ProbeSettings = {
-  targets: [SITE],
-  quorum: 1,
-  intervalMs: 500,
-  timeoutMs: 400,
-  rise: 2,
-  fall: 2,
-  fastIntervalMs: 200,
-  expectStatus: [{ min: 200, max: 399 }],
-  flapThreshold: 0,
-  flapWindowMs: 600_000,
-  holdDownMs: 60_000,
-  maxHoldDownMs: 600_000,
-};
+const probe: ProbeSettings = probeSettings({ targets: [SITE] });
 
 /** What a pool's proxy does now: passes, fails the site while answering, does not answer, or EMFILE. */
 type Behaviour = 'pass' | 'site-down' | 'dead' | 'local';

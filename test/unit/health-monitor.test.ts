@@ -9,23 +9,11 @@ import {
 } from '../../src/health/monitor.js';
 import type { RoundResult } from '../../src/health/round.js';
 import type { HealthSnapshot } from '../../src/health/snapshot.js';
+import { probeSettings } from '../helpers/probe-settings.js';
 
 const T0 = Date.parse('2026-11-25T10:00:00Z');
 
-const probe: ProbeSettings = {
-  targets: ['http://origin.test/'],
-  quorum: 1,
-  intervalMs: 1_000,
-  timeoutMs: 500,
-  rise: 2,
-  fall: 2,
-  fastIntervalMs: 100,
-  expectStatus: [{ min: 200, max: 399 }],
-  flapThreshold: 0,
-  flapWindowMs: 600_000,
-  holdDownMs: 60_000,
-  maxHoldDownMs: 600_000,
-};
+const probe: ProbeSettings = probeSettings({ intervalMs: 1_000, timeoutMs: 500, fastIntervalMs: 100 });
 
 function poolConfig(name: string, over: Partial<PoolConfig> = {}): PoolConfig {
   return { name, proxy: `http://${name}.test:3128`, addresses: [`10.0.0.${name.length}`], probe, ...over };
