@@ -1,5 +1,5 @@
 // Metric definitions the `dns` and `sidecar` commands share, so one dashboard and one alert cover both.
-import { Counter, type Registry } from 'prom-client';
+import { Counter, type Gauge, type Registry } from 'prom-client';
 
 /** Probe latency histogram buckets (seconds), the same for the dns server's and the sidecar's. */
 export const PROBE_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -18,4 +18,19 @@ export function reloadCounter(registry: Registry): (ok: boolean) => void {
   });
   for (const result of ['ok', 'failed']) reloads.inc({ result }, 0);
   return (ok) => reloads.inc({ result: ok ? 'ok' : 'failed' });
+}
+
+/**
+ * A state gauge's series for one subject: 1 for `current` under the label `key`, 0 for every other
+ * value, so a query for any state finds a series (and a state left shows 0, not a stale 1).
+ */
+export function setOneOf<K extends string>(
+  gauge: Gauge<K>,
+  labels: Partial<Record<K, string>>,
+  key: K,
+  values: readonly string[],
+  current: string | undefined,
+): void {
+  for (const value of values)
+    gauge.set({ ...labels, [key]: value } as Partial<Record<K, string>>, value === current ? 1 : 0);
 }

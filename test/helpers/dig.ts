@@ -75,3 +75,20 @@ export async function digShort(server: { host: string; port: number }, ...args: 
   const output = await digRaw(server, [...args, '+short']);
   return output.split('\n').filter((l) => l.trim() !== '' && !l.startsWith(';'));
 }
+
+/**
+ * What a client gets for `name`: the rcode when it is not NOERROR ("SERVFAIL"), else the A records'
+ * addresses sorted and joined by commas ("10.0.0.1,10.0.0.2"). `args` are extra dig options.
+ */
+export async function digAnswer(
+  server: { host: string; port: number },
+  name: string,
+  ...args: string[]
+): Promise<string> {
+  const reply = await dig(server, name, 'A', ...args);
+  if (reply.status !== 'NOERROR') return reply.status;
+  return reply.answer
+    .map((line) => line.split(' ').at(-1))
+    .sort()
+    .join(',');
+}

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { dig } from '../helpers/dig.js';
+import { dig, digAnswer } from '../helpers/dig.js';
 import { BINARY, type DnsProcess, type LogLine, startDnsServer } from '../helpers/dns-process.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { type Squid, type SquidFleet, startSquids } from '../helpers/squid.js';
@@ -81,13 +81,8 @@ const running = (): DnsProcess => {
 };
 
 /** "SERVFAIL", or the A records sorted and joined by commas. */
-async function answer(service: string): Promise<string> {
-  const reply = await dig(running().dnsAddress, `${service}.egress.svc`, 'A', '+norec');
-  if (reply.status !== 'NOERROR') return reply.status;
-  return reply.answer
-    .map((line) => line.split(' ').at(-1))
-    .sort()
-    .join(',');
+function answer(service: string): Promise<string> {
+  return digAnswer(running().dnsAddress, `${service}.egress.svc`, '+norec');
 }
 
 async function waitForAnswer(service: string, expected: string, what: string, timeoutMs = FLIP_BOUND_MS) {

@@ -8,7 +8,7 @@
 // generous (a shared, noisy machine); the measured figures are in bench/failover.bench-run.ts.
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dig } from '../helpers/dig.js';
+import { dig, digAnswer } from '../helpers/dig.js';
 import { type DnsProcess, startDnsServer, type TransitionLine } from '../helpers/dns-process.js';
 import { type Origin, startOrigin, startTlsOrigin, type TlsOrigin } from '../helpers/origin.js';
 import { type Squid, type SquidFleet, startSquids } from '../helpers/squid.js';
@@ -151,13 +151,8 @@ const running = (): DnsProcess => {
 };
 
 /** What dig shows for a service: "SERVFAIL", or its A records sorted and joined by commas. */
-async function answer(service: string): Promise<string> {
-  const reply = await dig(running().dnsAddress, `${service}.egress.svc`, 'A', '+norec');
-  if (reply.status !== 'NOERROR') return reply.status;
-  return reply.answer
-    .map((line) => line.split(' ').at(-1))
-    .sort()
-    .join(',');
+function answer(service: string): Promise<string> {
+  return digAnswer(running().dnsAddress, `${service}.egress.svc`, '+norec');
 }
 
 /** Polls dig until the service answers `expected`; returns how long that took. */

@@ -3,7 +3,7 @@
 // server. Addresses: origin 127.0.0.10:80, squids 127.0.0.11-12:3128, our server and Unbound on
 // 127.0.0.1 at free ports.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dig } from '../helpers/dig.js';
+import { dig, digAnswer } from '../helpers/dig.js';
 import { type DnsProcess, startDnsServer } from '../helpers/dns-process.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { type Squid, type SquidFleet, startSquids } from '../helpers/squid.js';
@@ -25,13 +25,8 @@ const direct = () => {
   return server.dnsAddress;
 };
 
-async function answer(at: { host: string; port: number }, name = 'proxy.egress.svc'): Promise<string> {
-  const reply = await dig(at, name, 'A');
-  if (reply.status !== 'NOERROR') return reply.status;
-  return reply.answer
-    .map((line) => line.split(' ').at(-1))
-    .sort()
-    .join(',');
+function answer(at: { host: string; port: number }, name = 'proxy.egress.svc'): Promise<string> {
+  return digAnswer(at, name);
 }
 
 beforeAll(async () => {

@@ -10,7 +10,7 @@ import type { FlapEvent, RoundEvent, TransitionEvent } from '../../health/monito
 import { isAnswered } from '../../health/select.js';
 import type { HealthSnapshot } from '../../health/snapshot.js';
 import { HEALTH_STATES, type HealthState } from '../../health/state.js';
-import { PROBE_SECONDS_BUCKETS, reloadCounter } from '../metrics.js';
+import { PROBE_SECONDS_BUCKETS, reloadCounter, setOneOf } from '../metrics.js';
 
 // Query counts live in one flat array indexed by (transport, qtype, rcode): bumping one is an add,
 // with no string built and no map consulted on the answer path.
@@ -99,8 +99,7 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     collect: fromSnapshot(function (this: Gauge, snapshot) {
       for (const service of snapshot.services) {
         for (const pool of service.pools) {
-          for (const s of HEALTH_STATES)
-            this.set({ service: service.name, pool: pool.name, state: s }, pool.state === s ? 1 : 0);
+          setOneOf(this, { service: service.name, pool: pool.name }, 'state', HEALTH_STATES, pool.state);
         }
       }
     }),
@@ -113,9 +112,8 @@ export function createDnsMetrics(options: DnsMetricsOptions = {}): DnsMetrics {
     collect: fromSnapshot(function (this: Gauge, snapshot) {
       for (const service of snapshot.services) {
         for (const pool of service.pools) {
-          const state = pool.admin?.state ?? 'none';
-          for (const s of ['none', ...ADMIN_STATES])
-            this.set({ service: service.name, pool: pool.name, state: s }, state === s ? 1 : 0);
+          const labels = { service: service.name, pool: pool.name };
+          setOneOf(this, labels, 'state', ['none', ...ADMIN_STATES], pool.admin?.state ?? 'none');
         }
       }
     }),

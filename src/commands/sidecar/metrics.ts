@@ -16,7 +16,7 @@ import {
   sidecarReadings,
   usesAttribution,
 } from '../../sidecar/verdict.js';
-import { PROBE_SECONDS_BUCKETS, reloadCounter } from '../metrics.js';
+import { PROBE_SECONDS_BUCKETS, reloadCounter, setOneOf } from '../metrics.js';
 
 /** The loop's state and the config in force, as a scrape finds them. */
 export interface SidecarView {
@@ -90,8 +90,7 @@ export function createSidecarMetrics(
     collect() {
       this.reset();
       for (const machine of readings().machines) {
-        for (const s of HEALTH_STATES)
-          this.set({ check: machine.check, state: s }, machine.state === s ? 1 : 0);
+        setOneOf(this, { check: machine.check }, 'state', HEALTH_STATES, machine.state);
       }
     },
   });
@@ -114,10 +113,8 @@ export function createSidecarMetrics(
     registers: [registry],
     collect() {
       const { config } = view();
-      for (const mode of ENDPOINT_MODES.readyz)
-        this.set({ endpoint: 'readyz', mode }, config.readiness === mode ? 1 : 0);
-      for (const mode of ENDPOINT_MODES.health)
-        this.set({ endpoint: 'health', mode }, config.liveness === mode ? 1 : 0);
+      setOneOf(this, { endpoint: 'readyz' }, 'mode', ENDPOINT_MODES.readyz, config.readiness);
+      setOneOf(this, { endpoint: 'health' }, 'mode', ENDPOINT_MODES.health, config.liveness);
     },
   });
   new Gauge({
