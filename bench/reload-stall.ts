@@ -9,12 +9,21 @@
 // before the swap until 1 s after the server logs the reload's outcome. For comparison, it first
 // times the same parse + validation on this (the bench's) main thread, which is what every answer
 // waited for before the parse moved to a worker. Not part of `npm run bench`.
+//
+//   ... bench/reload-stall.ts [--only N] [--node-flags FLAGS] [--output FILE]
+//
+// --only N runs the Nth shape alone (1-based). --node-flags runs the server's node with flags that
+// NODE_OPTIONS refuses, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' (a profile for
+// bench/profile-summary.mjs when the server stops) or '--trace-gc'; --output FILE keeps the
+// server's output (its logs, and what such flags print) in FILE.
 import { rename, writeFile } from 'node:fs/promises';
+import { setPriority } from 'node:os';
 import { parseConfigText } from '../src/config/parse.js';
 import { dnsConfigSchema } from '../src/config/schema.js';
-import { startDnsServer } from '../test/helpers/dns-process.js';
-import { startUdpStream } from '../test/helpers/udp-stream.js';
+import { httpGet, startDnsServer } from '../test/helpers/dns-process.js';
+import { startUdpStreamProcess } from '../test/helpers/udp-stream.js';
 import { waitFor } from '../test/helpers/wait.js';
+import { IMAGE_NODE_OPTIONS } from './lib/image-env.js';
 import { memory } from './lib/proc.js';
 
 const GOAL_MS = 50;
@@ -77,13 +86,39 @@ const shapes: { name: string; text: string; expect: 'reloaded' | 'refused' }[] =
   },
 ];
 
-const server = await startDnsServer(base(10));
+const argument = (name: string) => {
+  const at = process.argv.indexOf(name);
+  return at === -1 ? undefined : process.argv[at + 1];
+};
+const only = argument('--only');
+const nodeFlags = argument('--node-flags');
+const outputFile = argument('--output');
+const chosen = only === undefined ? shapes : shapes.slice(Number(only) - 1, Number(only));
+// The helper spawns `[...wrapper, node, binary, ...]`: a shell that drops the node it is handed
+// and runs its own with the flags.
+const wrapper =
+  nodeFlags === undefined
+    ? undefined
+    : ['sh', '-c', `shift; exec "${process.execPath}" ${nodeFlags} "$@"`, 'sh'];
+
+// As deployed: the image's NODE_OPTIONS (a small young generation keeps each scavenge short).
+const server = await startDnsServer(base(10), { wrapper, env: { NODE_OPTIONS: IMAGE_NODE_OPTIONS } });
+// This process parses every line the server logs (11,000 for the 5,500-service shape) and shares
+// two cores with it: it steps back (niceness 10) so that it measures the server rather than
+// competing with it. The stream's own process is started at -10 from here (udp-stream.ts), i.e. at
+// the server's priority.
+setPriority(10);
+async function loopDelayMaxMs(http: { host: string; port: number }): Promise<number> {
+  const { body } = await httpGet(http, '/metrics');
+  const line = body.split('\n').find((l) => l.startsWith('nodejs_eventloop_lag_max_seconds '));
+  return Number(line?.split(' ')[1]) * 1000;
+}
 let allMet = true;
 try {
   console.log(
     `egress-failover reload stall — ${new Date().toISOString()}, goal: no UDP answer later than ${GOAL_MS} ms`,
   );
-  for (const shape of shapes) {
+  for (const shape of chosen) {
     const inline = (() => {
       if (shape.text.length > 1 << 20) return 'not parsed (over 1 MiB)';
       const began = performance.now();
@@ -93,7 +128,11 @@ try {
     const outcomes = () =>
       server.logs().filter((l) => l.msg === 'config reloaded' || l.msg.startsWith('config reload refused'));
     const before = outcomes().length;
-    const stream = startUdpStream(server.dnsAddress);
+    // From a process of its own: parsing the server's thousands of log lines here must not delay
+    // the answers the stream times.
+    const stream = startUdpStreamProcess(server.dnsAddress);
+    // The server's own view: prom-client's event-loop delay maximum, reset by each scrape.
+    await loopDelayMaxMs(server.httpAddress);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const swapped = performance.now();
     await writeFile(`${server.configPath}.next`, shape.text);
@@ -105,16 +144,18 @@ try {
     const tookMs = Math.round(performance.now() - swapped);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const result = await stream.stop(GOAL_MS);
+    const loopMaxMs = await loopDelayMaxMs(server.httpAddress);
     const got = outcome.msg === 'config reloaded' ? 'reloaded' : 'refused';
     const met = result.lost === 0 && result.late === 0 && got === shape.expect;
     allMet &&= met;
     console.log(
       `${shape.name.padEnd(44)} ${(shape.text.length / 1024).toFixed(0).padStart(6)} KiB: ${got} after ${tookMs} ms (poll 1 s) | UDP ${result.answered}/${result.sent}, ` +
         `lost ${result.lost}, p99 ${result.p99Ms} ms, max ${result.maxMs} ms, later than ${GOAL_MS} ms: ${result.late} | ` +
-        `parse+validate on a main thread: ${inline} | server HWM ${memory(server.pid).hwmMb.toFixed(0)} MB | goal: ${met ? 'met' : 'NOT met'}`,
+        `server's event loop delay max ${loopMaxMs.toFixed(0)} ms | parse+validate on a main thread: ${inline} | server HWM ${memory(server.pid).hwmMb.toFixed(0)} MB | goal: ${met ? 'met' : 'NOT met'}`,
     );
   }
 } finally {
+  if (outputFile !== undefined) await writeFile(outputFile, server.output());
   await server.stop();
   await server.dispose();
 }

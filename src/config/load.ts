@@ -2,9 +2,11 @@
 // (parse.ts) on a worker thread (parse-worker.ts), so that DNS keeps answering while a large file
 // is judged and this process never loads the YAML parser or zod at all.
 import { open } from 'node:fs/promises';
+import { deserialize } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { deepFreeze } from '../deep-freeze.js';
 import { unreadableLine } from '../errors.js';
+import { runInSlices } from '../slices.js';
 import type { AnyConfig, ParseKind } from './parse.js';
 import type { DnsConfig, SidecarConfig } from './schema.js';
 
@@ -88,6 +90,26 @@ const CAN_USE_WORKER = import.meta.url.endsWith('.js');
 // A hostile YAML that needs more than this is refused as invalid instead of growing the process.
 const WORKER_HEAP_MB = 256;
 
+/** A parsed config as the worker sends it: v8-serialized, its long top-level arrays in parts. */
+export interface ConfigParts {
+  readonly head: Uint8Array;
+  readonly arrays: Readonly<Record<string, readonly Uint8Array[]>>;
+}
+
+/** The config from its parts, frozen, one part per step (run in slices: see parse-worker.ts). */
+function* fromParts(parts: ConfigParts): Generator<void, unknown> {
+  const config = deserialize(parts.head) as Record<string, unknown>;
+  for (const [key, chunks] of Object.entries(parts.arrays)) {
+    const items: unknown[] = [];
+    for (const chunk of chunks) {
+      items.push(...deepFreeze(deserialize(chunk) as unknown[]));
+      yield;
+    }
+    config[key] = items;
+  }
+  return deepFreeze(config);
+}
+
 /**
  * Parses and validates on a worker thread. YAML parsing and zod validation of 1 MiB took
  * 0.6-1.9 s on the main thread (bench/reload-stall.ts), every DNS answer waiting; on a worker
@@ -105,10 +127,14 @@ function parseOffThread<T>(kind: ParseKind, file: string, text: string): Promise
       settled = true;
       resolve({ ok: false, reason: 'invalid', errors: [`${file}: the config could not be parsed (${why})`] });
     };
-    worker.once('message', (result: Loaded<T>) => {
+    worker.once('message', (result: { ok: true; parts: ConfigParts } | (Loaded<T> & { ok: false })) => {
       settled = true;
-      // Structured cloning drops the freeze and the text stayed here: both are put back.
-      resolve(result.ok ? { ok: true, config: deepFreeze(result.config), text } : result);
+      if (!result.ok) return resolve(result);
+      // The text stayed here; the config comes in parts, taken in with I/O served between them.
+      runInSlices(fromParts(result.parts)).then(
+        (config) => resolve({ ok: true, config: config as T, text }),
+        (err: Error) => resolve({ ok: false, reason: 'invalid', errors: [`${file}: ${err.message}`] }),
+      );
     });
     worker.once('error', (err: Error & { code?: string }) => failed(err.code ?? err.message));
     worker.once('exit', (code) => failed(`parser exited with code ${code}`));

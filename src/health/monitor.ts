@@ -3,13 +3,14 @@
 import type { PoolConfig, ServiceConfig } from '../config/schema.js';
 import { deepFreeze } from '../deep-freeze.js';
 import { redactUrl } from '../redact.js';
+import { runInSlices, runToEnd } from '../slices.js';
 import { type AdminCarry, AdminControls } from './admin-controls.js';
 import { blame, type JudgedRound, outsideOutage, type PoolEvidence } from './attribution.js';
 import { combineAddressRounds, proxyAt } from './per-address.js';
 import { type PodStatus, podStatuses } from './pods-verdict.js';
 import { type LookupAll, PoolAddresses } from './resolve.js';
 import type { AddressResult, RoundResult } from './round.js';
-import { failedRound, RoundLoop } from './round-loop.js';
+import { failedRound, RoundLoop, StartPacer } from './round-loop.js';
 import { type Selection, select } from './select.js';
 import type { HealthSnapshot, PoolSnapshot, ServiceSnapshot } from './snapshot.js';
 import {
@@ -89,8 +90,9 @@ export interface MonitorOptions {
    */
   readonly detailPublishMs?: number;
   /**
-   * State changes are published at once, but at most one publication per this many ms: the rest
-   * that arrive meanwhile go out together at its end. Default 10 ms.
+   * State changes are published at once, but at most one publication per this many ms (or four
+   * times what the last one took, if more): the rest that arrive meanwhile go out together at its
+   * end. Default 10 ms.
    */
   readonly stateGapMs?: number;
   /** First rounds start at a random point within this (capped at 10% of interval). Default 100 ms. */
@@ -103,6 +105,9 @@ export interface MonitorOptions {
 function poolKey(service: string, pool: PoolConfig): string {
   return JSON.stringify([service, pool.name, pool.proxy, pool.probe, pool.sidecars]);
 }
+
+/** Tells the constructor that `assemble` builds the runners and the first view, in slices. */
+const ASSEMBLED_LATER: unique symbol = Symbol('assembled later');
 
 interface Runner {
   readonly service: ServiceConfig;
@@ -133,10 +138,12 @@ export class HealthMonitor {
   readonly #options: MonitorOptions;
   readonly #now: () => number;
   readonly #random: () => number;
-  readonly #runners: Runner[];
+  readonly #runners: Runner[] = [];
   readonly #selections = new Map<string, Selection>();
   readonly #subscribers = new Set<(snapshot: HealthSnapshot) => void>();
-  readonly #runnersByService: Map<ServiceConfig, Runner[]>;
+  readonly #runnersByService = new Map<ServiceConfig, Runner[]>();
+  /** Rounds coming due together start in batches, with I/O between (round-loop.ts). */
+  readonly #pacer: StartPacer;
   /** Each service's part of the last view, reused by the next one while none of its pools changed. */
   readonly #serviceSnapshots = new Map<ServiceConfig, ServiceSnapshot>();
   /** Services in an outside outage, so its start and end are logged once each. */
@@ -149,6 +156,8 @@ export class HealthMonitor {
   /** A publication of state changes waiting for the gap after the last one to pass. */
   #urgent: ReturnType<typeof setTimeout> | undefined;
   #publishedAt = Number.NEGATIVE_INFINITY;
+  /** The least time between two publications: `stateGapMs`, or more after a costly one. */
+  #gapMs = 0;
   #started = false;
   #stopped = false;
   /**
@@ -159,69 +168,18 @@ export class HealthMonitor {
    */
   #wasReady: boolean;
 
-  constructor(options: MonitorOptions) {
+  /**
+   * Builds every pool's runner and the first view in one piece. A reload that brings thousands of
+   * pools should use `assemble`, which does the same in slices.
+   */
+  constructor(options: MonitorOptions, assembly?: typeof ASSEMBLED_LATER) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
     this.#wasReady = options.previous?.ready ?? false;
-    const now = this.#now();
+    this.#pacer = new StartPacer();
     for (const [name, selection] of options.previous?.selections ?? []) this.#selections.set(name, selection);
-    this.#runners = options.services.flatMap((service) =>
-      service.pools.map((pool): Runner => {
-        const key = poolKey(service.name, pool);
-        const runner: Runner = {
-          service,
-          pool,
-          key,
-          health: options.previous?.pools.get(key) ?? initialHealth(now),
-          loop: new RoundLoop<RoundResult>({
-            run: (signal) => this.#runRound(runner, signal),
-            failed: (failure) => {
-              if (failure.error !== undefined) {
-                this.#options.logger.warn(
-                  { service: service.name, pool: pool.name, err: failure.error },
-                  'probe round threw',
-                );
-              }
-              return failedRound(failure);
-            },
-            settle: (result) => this.#settle(runner, result),
-            limitMs: pool.probe.timeoutMs + (options.abortSlackMs ?? 250),
-            now: this.#now,
-          }),
-          snapshot: undefined,
-          evidence: undefined,
-          judged: undefined,
-          localBurst: false,
-          failingSince: undefined,
-          judging: false,
-          probed: undefined,
-          pods: pool.sidecars ? [] : undefined,
-          addresses: new PoolAddresses(pool, {
-            lookup: options.lookup,
-            refreshMs: options.resolveRefreshMs,
-            now: this.#now,
-            onChange: (state) => {
-              const where = { service: service.name, pool: pool.name };
-              if (state.resolveError) {
-                this.#options.logger.warn(
-                  { ...where, reason: state.resolveError.reason, addresses: state.addresses },
-                  'proxy host resolution failed; serving the last good addresses',
-                );
-              } else {
-                this.#options.logger.info({ ...where, addresses: state.addresses }, 'proxy host resolved');
-              }
-              this.#changed(runner);
-              this.#publish();
-            },
-          }),
-        };
-        return runner;
-      }),
-    );
-    // One pass: filtering every runner for each service was quadratic in a config of thousands.
-    this.#runnersByService = new Map(options.services.map((service) => [service, []]));
-    for (const runner of this.#runners) this.#runnersByService.get(runner.service)?.push(runner);
+    this.#snapshot = { at: this.#now(), ready: this.#wasReady, services: [] };
     this.#admin = new AdminControls({
       services: options.services,
       previous: options.previous?.admin,
@@ -234,22 +192,108 @@ export class HealthMonitor {
         this.#publish();
       },
     });
-    this.#snapshot = this.#build();
+    if (assembly !== ASSEMBLED_LATER) runToEnd(this.#assembly());
   }
 
-  /** Starts every pool's rounds and host resolution. Idempotent; a stopped monitor stays stopped. */
+  /**
+   * As the constructor, in slices of about `sliceMs` with I/O served between them. Building the
+   * runners and the first view of 5,500 pools took a quarter to most of a second, every DNS answer
+   * waiting; the old view keeps answering meanwhile.
+   */
+  static async assemble(options: MonitorOptions, sliceMs?: number): Promise<HealthMonitor> {
+    const monitor = new HealthMonitor(options, ASSEMBLED_LATER);
+    await runInSlices(monitor.#assembly(), sliceMs);
+    return monitor;
+  }
+
+  /** The runners of every pool, then the first view; one step per service. */
+  *#assembly(): Generator<void, void> {
+    const now = this.#now();
+    for (const service of this.#options.services) {
+      const runners = service.pools.map((pool) => this.#runner(service, pool, now));
+      this.#runnersByService.set(service, runners);
+      this.#runners.push(...runners);
+      yield;
+    }
+    this.#snapshot = yield* this.#building();
+  }
+
+  #runner(service: ServiceConfig, pool: PoolConfig, now: number): Runner {
+    const options = this.#options;
+    const key = poolKey(service.name, pool);
+    const runner: Runner = {
+      service,
+      pool,
+      key,
+      health: options.previous?.pools.get(key) ?? initialHealth(now),
+      loop: new RoundLoop<RoundResult>({
+        run: (signal) => this.#runRound(runner, signal),
+        failed: (failure) => {
+          if (failure.error !== undefined) {
+            options.logger.warn(
+              { service: service.name, pool: pool.name, err: failure.error },
+              'probe round threw',
+            );
+          }
+          return failedRound(failure);
+        },
+        settle: (result) => this.#settle(runner, result),
+        limitMs: pool.probe.timeoutMs + (options.abortSlackMs ?? 250),
+        pacer: this.#pacer,
+        now: this.#now,
+      }),
+      snapshot: undefined,
+      evidence: undefined,
+      judged: undefined,
+      localBurst: false,
+      failingSince: undefined,
+      judging: false,
+      probed: undefined,
+      pods: pool.sidecars ? [] : undefined,
+      addresses: new PoolAddresses(pool, {
+        lookup: options.lookup,
+        refreshMs: options.resolveRefreshMs,
+        now: this.#now,
+        onChange: (state) => {
+          const where = { service: service.name, pool: pool.name };
+          if (state.resolveError) {
+            options.logger.warn(
+              { ...where, reason: state.resolveError.reason, addresses: state.addresses },
+              'proxy host resolution failed; serving the last good addresses',
+            );
+          } else {
+            options.logger.info({ ...where, addresses: state.addresses }, 'proxy host resolved');
+          }
+          this.#changed(runner);
+          this.#publish();
+        },
+      }),
+    };
+    return runner;
+  }
+
+  /**
+   * Starts every pool's rounds and host resolution, in slices with I/O between them (5,500 pools
+   * took 30 ms in one piece). Idempotent; a stopped monitor stays stopped.
+   */
   start(): void {
     if (this.#started || this.#stopped) return;
     this.#started = true;
     this.#admin.start();
+    void runInSlices(this.#starting());
+    this.#publish();
+  }
+
+  *#starting(): Generator<void, void> {
     for (const runner of this.#runners) {
+      if (this.#stopped) return;
       runner.addresses.start();
       // Until its first verdict a service answers SERVFAIL, so first rounds start at once; the
       // small spread only keeps every pool from hitting the network in the same millisecond.
       const spread = Math.min(this.#options.firstRoundSpreadMs ?? 100, runner.pool.probe.intervalMs / 10);
       runner.loop.start(Math.round(this.#random() * spread));
+      yield;
     }
-    this.#publish();
   }
 
   /** Clears every timer and aborts in-flight rounds; resolves once no round is running. */
@@ -483,7 +527,7 @@ export class HealthMonitor {
       return;
     }
     if (this.#urgent !== undefined) return;
-    const waitMs = this.#publishedAt + (this.#options.stateGapMs ?? 10) - this.#now();
+    const waitMs = this.#publishedAt + this.#gapMs - this.#now();
     if (waitMs > 0) {
       this.#urgent = setTimeout(() => {
         this.#urgent = undefined;
@@ -497,49 +541,64 @@ export class HealthMonitor {
     this.#snapshot = this.#build();
     const snapshot = this.#snapshot;
     for (const subscriber of this.#subscribers) safely(this.#options.logger, () => subscriber(snapshot));
+    // A publication walks every service, here and in the subscribers (the zone view): with
+    // thousands of services it costs over 10 ms, and back to back they would leave DNS little
+    // of the thread. The next waits at least four times as long as this one took.
+    this.#gapMs = Math.max(this.#options.stateGapMs ?? 10, 4 * (this.#now() - this.#publishedAt));
   }
 
   #build(): HealthSnapshot {
+    return runToEnd(this.#building());
+  }
+
+  /** The view, one step per service: only services with a changed pool are built anew. */
+  *#building(): Generator<void, HealthSnapshot> {
     const now = this.#now();
-    const services = this.#options.services.map((service): ServiceSnapshot => {
-      const cached = this.#serviceSnapshots.get(service);
-      if (cached) return cached;
-      const pools = (this.#runnersByService.get(service) ?? []).map((runner): PoolSnapshot => {
-        if (runner.snapshot) return runner.snapshot;
-        const { health } = runner;
-        const addresses = runner.addresses.current();
-        runner.snapshot = deepFreeze({
-          ...health,
-          name: runner.pool.name,
-          proxy: redactUrl(runner.pool.proxy),
-          addresses: servedAddresses(addresses.addresses, runner.probed),
-          addressSource: addresses.source,
-          ...(runner.probed ? { probedAddresses: runner.probed } : {}),
-          resolveError: addresses.resolveError,
-          inTransition: inTransition(health),
-          admin: this.#admin.control(runner.service.name, runner.pool.name),
-          history: this.#admin.history(runner.service.name, runner.pool.name),
-          ...(runner.pods ? { pods: runner.pods } : {}),
-        });
-        return runner.snapshot;
-      });
-      // With none of its pools changed, select() would give the previous selection again (its
-      // `since` moves only with mode or pool), which is why an unchanged service can be reused.
-      const selection = select(pools, service.onAllDown, this.#selections.get(service.name), now);
-      this.#selections.set(service.name, selection);
-      const outage = this.#outages.has(service) ? ({ outage: 'outside' } as const) : {};
-      const built = deepFreeze({
-        name: service.name,
-        onAllDown: service.onAllDown,
-        selection,
-        pools,
-        ...outage,
-      });
-      this.#serviceSnapshots.set(service, built);
-      return built;
-    });
+    const services: ServiceSnapshot[] = [];
+    for (const service of this.#options.services) {
+      services.push(this.#serviceSnapshot(service, now));
+      yield;
+    }
     this.#wasReady ||= services.every((s) => s.selection.ready);
     return deepFreeze({ at: now, ready: this.#wasReady, services });
+  }
+
+  #serviceSnapshot(service: ServiceConfig, now: number): ServiceSnapshot {
+    const cached = this.#serviceSnapshots.get(service);
+    if (cached) return cached;
+    const pools = (this.#runnersByService.get(service) ?? []).map((runner): PoolSnapshot => {
+      if (runner.snapshot) return runner.snapshot;
+      const { health } = runner;
+      const addresses = runner.addresses.current();
+      runner.snapshot = deepFreeze({
+        ...health,
+        name: runner.pool.name,
+        proxy: redactUrl(runner.pool.proxy),
+        addresses: servedAddresses(addresses.addresses, runner.probed),
+        addressSource: addresses.source,
+        ...(runner.probed ? { probedAddresses: runner.probed } : {}),
+        resolveError: addresses.resolveError,
+        inTransition: inTransition(health),
+        admin: this.#admin.control(runner.service.name, runner.pool.name),
+        history: this.#admin.history(runner.service.name, runner.pool.name),
+        ...(runner.pods ? { pods: runner.pods } : {}),
+      });
+      return runner.snapshot;
+    });
+    // With none of its pools changed, select() would give the previous selection again (its
+    // `since` moves only with mode or pool), which is why an unchanged service can be reused.
+    const selection = select(pools, service.onAllDown, this.#selections.get(service.name), now);
+    this.#selections.set(service.name, selection);
+    const outage = this.#outages.has(service) ? ({ outage: 'outside' } as const) : {};
+    const built = deepFreeze({
+      name: service.name,
+      onAllDown: service.onAllDown,
+      selection,
+      pools,
+      ...outage,
+    });
+    this.#serviceSnapshots.set(service, built);
+    return built;
   }
 }
 

@@ -246,3 +246,31 @@ describe('live reload', () => {
     expect(result).toMatchObject({ lost: 0, late: 0 });
   });
 });
+
+describe('a reload of many services', () => {
+  it('applies 250 services, every one in order: the parse worker sends long lists in parts', async () => {
+    // More than the worker's 100 items per part: the services arrive as three parts, and must be
+    // put back whole and in order, each one answered.
+    const input = config({ ttl: 14 });
+    for (let n = 0; n < 250; n++)
+      (input.services as unknown[]).push({
+        name: `many${n}`,
+        pools: [{ name: 'only', proxy: `http://${SQUID}:3128`, address: `10.3.${n >> 8}.${n & 255}` }],
+      });
+    await kubeletSwap(asFile(input));
+    const names = async () =>
+      ((await server.status()) as unknown as { services: { name: string }[] }).services.map((s) => s.name);
+    const count = (input.services as unknown[]).length;
+    await waitFor(async () => (await names()).length === count, { what: 'the 250 services in force' });
+    expect(await names()).toEqual((input.services as { name: string }[]).map((s) => s.name));
+    for (const n of [0, 99, 100, 249]) {
+      await waitFor(
+        async () =>
+          (await dig(server.dnsAddress, `many${n}.egress.svc`, 'A')).answer[0]?.includes(' 14 IN A'),
+        { what: `many${n} answered` },
+      );
+      const [record] = (await dig(server.dnsAddress, `many${n}.egress.svc`, 'A')).answer;
+      expect(record).toMatch(new RegExp(`IN A\\s+10\\.3\\.${n >> 8}\\.${n & 255}$`));
+    }
+  });
+});

@@ -1,6 +1,6 @@
 // The README's answer table, row by row, over the pure answer function.
 import { describe, expect, it } from 'vitest';
-import { answer } from '../../src/dns/answer.js';
+import { answer, isOwned } from '../../src/dns/answer.js';
 import { CLASS_IN, RCODE, TYPE } from '../../src/dns/wire.js';
 import type { ServiceView, ZoneView } from '../../src/dns/zone-view.js';
 import { service } from '../helpers/zone.js';
@@ -173,5 +173,26 @@ describe('answer: the README table', () => {
     const nx = answer({ name: 'x.egress.svc', type: TYPE.A, class: CLASS_IN }, long);
     expect(nx.authority[0]?.ttl).toBe(30);
     expect(nx.authority[0]?.data).toMatchObject({ minimum: 30 });
+  });
+});
+
+describe('isOwned: the names worth keeping encoded answers for', () => {
+  it.each([
+    ['egress.svc', true],
+    ['proxy.egress.svc', true],
+    ['_status.proxy.egress.svc', true],
+    ['pending.egress.svc', true],
+    ['_status.pending.egress.svc', true],
+    ['nope.egress.svc', false],
+    ['_status.nope.egress.svc', false],
+    ['_status.egress.svc', false],
+    ['a.proxy.egress.svc', false],
+    ['proxyegress.svc', false],
+    ['proxy.xegress.svc', false],
+    ['proxy.egress.svc.example', false],
+    ['svc', false],
+    ['', false],
+  ])('%s: %s', (name, owned) => {
+    expect(isOwned(zone, name)).toBe(owned);
   });
 });

@@ -411,6 +411,51 @@ describe('HealthMonitor', () => {
     expect(publications).toBeGreaterThan(1);
   });
 
+  it('after a costly publication, waits four times its cost before the next', async () => {
+    // Two services whose first verdicts come 10 ms apart; publishing the first takes 30 ms (the
+    // monitor's clock says so), so the second waits until 120 ms after the first began.
+    const services = [0, 1].map((i) => service(`s${i}`, [poolConfig(`p${i}`)]));
+    const runRound: MonitorOptions['runRound'] = (pool) => {
+      const ms = pool.name === 'p0' ? 10 : 20;
+      return new Promise((resolve) =>
+        setTimeout(() => resolve({ ok: true, reason: 'ok', targets: [], latencyMs: ms, at: Date.now() }), ms),
+      );
+    };
+    let spent = 0;
+    const m = monitor({ services, runRound, firstRoundSpreadMs: 0, now: () => Date.now() + spent });
+    const publishedAt: number[] = [];
+    m.onSnapshot((snapshot) => {
+      if (!snapshot.services.some((s) => s.selection.ready)) return;
+      publishedAt.push(Date.now() - T0);
+      spent += 30;
+    });
+    m.start();
+    await vi.advanceTimersByTimeAsync(200);
+    expect(publishedAt[0]).toBe(10);
+    // Without the cost rule, 10 ms after the first (stateGapMs): at 20.
+    expect(publishedAt[1]).toBeGreaterThanOrEqual(100);
+    expect(m.current().services.every((s) => s.selection.ready)).toBe(true);
+  });
+
+  it('assemble builds what the constructor builds, serving the event loop meanwhile', async () => {
+    vi.useRealTimers();
+    const services = Array.from({ length: 3_000 }, (_, i) =>
+      service(`s${i}`, [poolConfig(`p${i}`, { addresses: [`10.2.${i >> 8}.${i & 255}`] })]),
+    );
+    const options = { services, runRound: scripted({}).runRound, logger: logger(), now: () => T0 };
+    let assembled = false;
+    let servedBeforeTheEnd = false;
+    // Stands for a DNS query arriving during a reload: it must not wait for the whole build.
+    setImmediate(() => {
+      servedBeforeTheEnd = !assembled;
+    });
+    const sliced = await HealthMonitor.assemble(options, 1);
+    assembled = true;
+    expect(servedBeforeTheEnd).toBe(true);
+    expect(sliced.current()).toEqual(new HealthMonitor(options).current());
+    expect(sliced.current().services).toHaveLength(3_000);
+  });
+
   it('spreads rounds: first ones within 100 ms, regular intervals within +-5%', async () => {
     const script = scripted({});
     const values = [0.999, 0, 0.999, 0];

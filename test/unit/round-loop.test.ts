@@ -1,7 +1,7 @@
 // The round loop the monitor and the sidecar share, on fake timers with scripted rounds: no sockets, no sleeps.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { probeErrorReason } from '../../src/health/error-reason.js';
-import { failedRound, type RoundFailure, RoundLoop } from '../../src/health/round-loop.js';
+import { failedRound, type RoundFailure, RoundLoop, StartPacer } from '../../src/health/round-loop.js';
 
 const T0 = Date.parse('2026-11-25T10:00:00Z');
 
@@ -186,5 +186,50 @@ describe('probeErrorReason', () => {
     [new Error('x'.repeat(200)), `probe_error=${'x'.repeat(80)}`],
   ])('case %#', (err, reason) => {
     expect(probeErrorReason(err)).toBe(reason);
+  });
+});
+
+describe('StartPacer', () => {
+  it('starts at most perTurn at once and the rest in later turns, in order, with I/O between', async () => {
+    vi.useRealTimers();
+    const pacer = new StartPacer(3);
+    const started: number[] = [];
+    const turnsSeen: number[] = [];
+    // A stand-in for I/O: an immediate queued before the starts runs between the batches.
+    setImmediate(() => turnsSeen.push(started.length));
+    for (let i = 0; i < 8; i++) pacer.admit(() => started.push(i));
+    expect(started).toEqual([0, 1, 2]);
+    expect(pacer.waiting).toBe(5);
+    for (let turn = 0; turn < 4; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(started).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(turnsSeen).toEqual([3]);
+    // A new turn has room again.
+    pacer.admit(() => started.push(8));
+    expect(started).toHaveLength(9);
+  });
+
+  it('a loop stopped while its round waits for a turn does not start it', async () => {
+    const pacer = new StartPacer(1);
+    const starts: number[] = [];
+    const loops = [0, 1].map(
+      (i) =>
+        new RoundLoop<string>({
+          run: async () => {
+            starts.push(i);
+            return 'ok';
+          },
+          failed: (failure) => failure.reason,
+          settle: () => undefined,
+          limitMs: 100,
+          pacer,
+        }),
+    );
+    for (const loop of loops) loop.start(0);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(starts).toEqual([0]);
+    expect(pacer.waiting).toBe(1);
+    await loops[1]?.stop();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(starts).toEqual([0]);
   });
 });

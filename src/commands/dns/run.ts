@@ -15,8 +15,9 @@ import { metricsReply } from '../../http/reply.js';
 import { dnsRoute } from '../../http/routes.js';
 import { HttpServer } from '../../http/server.js';
 import { formatAddress } from '../../listen-address.js';
+import { runInSlices } from '../../slices.js';
 import { createDnsMetrics } from './metrics.js';
-import { nextZoneView } from './zone-view-of.js';
+import { nextZoneView, serviceViewsAhead } from './zone-view-of.js';
 
 export interface RunningDns {
   readonly dnsAddress: { host: string; port: number };
@@ -70,8 +71,10 @@ export async function runDns(
   const configLog = logger.child({ component: 'config' });
   let current = config;
 
-  const createMonitor = (current: DnsConfig, previous?: CarriedState) => {
-    const created = new HealthMonitor({
+  // In slices (HealthMonitor.assemble), so that a reload of thousands of pools does not hold up
+  // the answers of the view in force.
+  const createMonitor = async (current: DnsConfig, previous?: CarriedState) => {
+    const created = await HealthMonitor.assemble({
       services: current.services,
       runRound,
       logger: healthLog,
@@ -88,7 +91,7 @@ export async function runDns(
     });
     return created;
   };
-  let monitor = createMonitor(config);
+  let monitor = await createMonitor(config);
   const responder = new Responder(nextZoneView(undefined, config, monitor.current(), nowSec()));
   const publish = (current: DnsConfig, snapshot: HealthSnapshot) => {
     const view = nextZoneView(responder.view, current, snapshot, nowSec());
@@ -141,7 +144,8 @@ export async function runDns(
       const old = monitor;
       await old.stop();
       current = next;
-      monitor = createMonitor(next, old.carryOver());
+      monitor = await createMonitor(next, old.carryOver());
+      await runInSlices(serviceViewsAhead(monitor.current()));
       publish(next, monitor.current());
       monitor.start();
     },

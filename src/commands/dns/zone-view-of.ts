@@ -18,11 +18,28 @@ export function nextZoneView(
   snapshot: HealthSnapshot,
   nowSec: number,
 ): ZoneView {
-  if (!previous) return zoneViewOf(config, snapshot, nowSec);
-  const candidate = zoneViewOf(config, snapshot, previous.serial);
-  if (sameView(candidate, previous)) return previous;
-  if (sameAnswers(candidate, previous)) return candidate;
-  return { ...candidate, serial: Math.max(previous.serial + 1, nowSec) };
+  const views = snapshot.services.map(serviceViewOf);
+  if (!previous) return zoneViewOf(config, views, nowSec);
+  // One pass over the services, and no new map unless something changed: with thousands of
+  // services this runs on every publication, most of which change nothing a query can see.
+  const { zone, nameserver, ttl } = config.dns;
+  let sameAnswers =
+    zone === previous.zone &&
+    nameserver === previous.nameserver &&
+    ttl === previous.ttl &&
+    views.length === previous.services.size;
+  let sameStatus = true;
+  for (const view of views) {
+    if (!sameAnswers) break;
+    const other = previous.services.get(view.name);
+    if (other === view) continue;
+    if (!other || !sameAddresses(view.addresses, other.addresses)) sameAnswers = false;
+    else if (sameStatus && String(view.status) !== String(other.status)) sameStatus = false;
+  }
+  if (sameAnswers && sameStatus) return previous;
+  // A reload may change only the zone's own settings: those are in every answer too.
+  if (sameAnswers) return zoneViewOf(config, views, previous.serial);
+  return zoneViewOf(config, views, Math.max(previous.serial + 1, nowSec));
 }
 
 // The monitor hands the same ServiceSnapshot object again while none of the service's pools
@@ -46,34 +63,27 @@ function serviceViewOf(service: ServiceSnapshot): ServiceView {
   return view;
 }
 
+/**
+ * Derives each service's view ahead of the publication that needs it, one service per step: after a
+ * reload that adds thousands of services, their first views cost tens of ms, which a publication
+ * would spend in one piece. The command runs this in slices (slices.ts); `nextZoneView` then finds
+ * them cached.
+ */
+export function* serviceViewsAhead(snapshot: HealthSnapshot): Generator<void, void> {
+  for (const service of snapshot.services) {
+    serviceViewOf(service);
+    yield;
+  }
+}
+
 /** What DNS needs from the health view; pools' reasons and times reach it only through _status. */
-function zoneViewOf(config: DnsConfig, snapshot: HealthSnapshot, serial: number): ZoneView {
+function zoneViewOf(config: DnsConfig, views: readonly ServiceView[], serial: number): ZoneView {
   const services = new Map<string, ServiceView>();
-  for (const service of snapshot.services) services.set(service.name, serviceViewOf(service));
+  for (const view of views) services.set(view.name, view);
   return { zone: config.dns.zone, nameserver: config.dns.nameserver, ttl: config.dns.ttl, serial, services };
 }
 
 function sameAddresses(a: AddressesByFamily | undefined, b: AddressesByFamily | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
   return String(a.a) === String(b.a) && String(a.aaaa) === String(b.aaaa);
-}
-
-function sameAnswers(a: ZoneView, b: ZoneView): boolean {
-  // A reload may change only the zone's own settings: those are in every answer too.
-  if (a.zone !== b.zone || a.nameserver !== b.nameserver || a.ttl !== b.ttl) return false;
-  for (const [name, service] of a.services) {
-    const other = b.services.get(name);
-    if (other === service) continue;
-    if (!other || !sameAddresses(service.addresses, other.addresses)) return false;
-  }
-  return a.services.size === b.services.size;
-}
-
-function sameView(a: ZoneView, b: ZoneView): boolean {
-  if (!sameAnswers(a, b)) return false;
-  for (const [name, service] of a.services) {
-    const other = b.services.get(name);
-    if (other !== service && String(service.status) !== String(other?.status)) return false;
-  }
-  return true;
 }
