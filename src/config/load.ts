@@ -90,22 +90,38 @@ const CAN_USE_WORKER = import.meta.url.endsWith('.js');
 // A hostile YAML that needs more than this is refused as invalid instead of growing the process.
 const WORKER_HEAP_MB = 256;
 
-/** A parsed config as the worker sends it: v8-serialized, its long top-level arrays in parts. */
+/** A parsed config as the worker sends it (parse-worker.ts): a skeleton, and its long arrays in parts. */
 export interface ConfigParts {
+  /** v8-serialized, each long array in it left empty. */
   readonly head: Uint8Array;
-  readonly arrays: Readonly<Record<string, readonly Uint8Array[]>>;
+  /** Outer arrays before the arrays inside them. */
+  readonly arrays: readonly LongArray[];
 }
 
-/** The config from its parts, frozen, one part per step (run in slices: see parse-worker.ts). */
-function* fromParts(parts: ConfigParts): Generator<void, unknown> {
-  const config = deserialize(parts.head) as Record<string, unknown>;
-  for (const [key, chunks] of Object.entries(parts.arrays)) {
-    const items: unknown[] = [];
-    for (const chunk of chunks) {
-      items.push(...deepFreeze(deserialize(chunk) as unknown[]));
+export interface LongArray {
+  /** Keys and indexes from the root of the config to the array. */
+  readonly path: readonly (string | number)[];
+  /** Its items, v8-serialized, in order, a hundred or so per part. */
+  readonly parts: readonly Uint8Array[];
+}
+
+/** The config from its parts, frozen, one part per step (run in slices, with I/O between them). */
+function* fromParts({ head, arrays }: ConfigParts): Generator<void, unknown> {
+  const config = deserialize(head) as unknown;
+  const filled: unknown[][] = [];
+  for (const { path, parts } of arrays) {
+    // Found only now: an array inside an outer long one exists once the outer one is filled.
+    const target = path.reduce<unknown>((node, key) => (node as Record<string | number, unknown>)[key], config);
+    for (const part of parts) {
+      for (const item of deserialize(part) as unknown[]) (target as unknown[]).push(item);
       yield;
     }
-    config[key] = items;
+    filled.push(target as unknown[]);
+  }
+  // Frozen one long array per step, the deepest first (an outer one would walk them all again).
+  for (const target of filled.reverse()) {
+    deepFreeze(target);
+    yield;
   }
   return deepFreeze(config);
 }
