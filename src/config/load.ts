@@ -111,7 +111,10 @@ function* fromParts({ head, arrays }: ConfigParts): Generator<void, unknown> {
   const filled: unknown[][] = [];
   for (const { path, parts } of arrays) {
     // Found only now: an array inside an outer long one exists once the outer one is filled.
-    const target = path.reduce<unknown>((node, key) => (node as Record<string | number, unknown>)[key], config);
+    const target = path.reduce<unknown>(
+      (node, key) => (node as Record<string | number, unknown>)[key],
+      config,
+    );
     for (const part of parts) {
       for (const item of deserialize(part) as unknown[]) (target as unknown[]).push(item);
       yield;
