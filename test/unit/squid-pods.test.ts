@@ -115,7 +115,7 @@ describe('NetworkPolicy for the Squid pods', () => {
     expect(policy.spec.policyTypes).toEqual(['Ingress']);
   });
 
-  it("lets in 3128 only from the listed namespaces and the DNS server's probes, and the sidecar's port from every namespace", () => {
+  it("lets in 3128 only from the listed namespaces and the DNS server's probes, and the sidecar's port from monitoring and the DNS pods", () => {
     const byPort = new Map<number, K8sObject[]>();
     for (const rule of policy.spec.ingress) {
       for (const port of rule.ports) {
@@ -142,6 +142,14 @@ describe('NetworkPolicy for the Squid pods', () => {
     // Nothing opens 3128 to every namespace.
     for (const peer of proxyFrom) expect(peer.namespaceSelector).not.toEqual({});
 
-    expect(byPort.get(8081)).toEqual([{ namespaceSelector: {} }]);
+    // The sidecar's port: Prometheus's namespace (labelled as for the DNS pods' HTTP port) and the
+    // DNS pods (a pool with `sidecars`); never every namespace, whose floods compete with the kubelet.
+    const sidecarFrom = byPort.get(8081) ?? [];
+    expect(sidecarFrom).toContainEqual({
+      namespaceSelector: { matchLabels: { 'egress-failover.io/monitoring': 'true' } },
+    });
+    const dnsSidecarPeer = sidecarFrom.find((peer: K8sObject) => peer.podSelector && !peer.namespaceSelector);
+    expect(selects(dnsSidecarPeer?.podSelector.matchLabels, dnsLabels)).toBe(true);
+    expect(sidecarFrom).toHaveLength(2);
   });
 });
