@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Address, type DnsProcess, httpGet, startDnsServer } from '../test/helpers/dns-process.js';
 import { startFlood } from '../test/helpers/flood.js';
+import { endGroup } from '../test/helpers/process.js';
 import { type SidecarProcess, startSidecarProcess } from '../test/helpers/sidecar-process.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { startFleet } from './lib/fleet.js';
@@ -34,6 +35,8 @@ const ONLY = process.env.BENCH_ONLY;
  * its own would be; unpinned, the flood's own connects and closes take CPU from the servers.
  */
 const PIN = process.env.BENCH_PIN === '1';
+/** BENCH_NODE_FLAGS: flags for the servers' node that NODE_OPTIONS refuses, e.g. '--cpu-prof'. */
+const NODE_FLAGS = process.env.BENCH_NODE_FLAGS;
 const LIFE_MS = 2_000;
 const GAP_MS = 10;
 // A connection bound to a source address takes its port at bind(), where a port in TIME_WAIT is
@@ -144,7 +147,11 @@ const results: Record<string, Partial<Record<PhaseName, Phase>>> = {};
 let dns: DnsProcess | undefined;
 let sidecar: SidecarProcess | undefined;
 try {
-  const wrapper = PIN ? ['taskset', '-c', '0'] : [];
+  const pin = PIN ? ['taskset', '-c', '0'] : [];
+  // The helpers spawn `[...wrapper, node, binary, ...]`: a shell that drops that node for one with the flags.
+  const wrapper = NODE_FLAGS
+    ? [...pin, 'sh', '-c', `shift; exec "${process.execPath}" ${NODE_FLAGS} "$@"`, 'sh']
+    : pin;
   dns = await startDnsServer(
     {
       probe,
@@ -176,6 +183,8 @@ try {
     results[name] = phases;
   }
 } finally {
+  // Stopped before disposed: a server stopped by SIGTERM writes its CPU profile, one killed does not.
+  await Promise.allSettled([dns?.stop(), sidecar && endGroup(sidecar.proc, 'SIGTERM')]);
   await Promise.allSettled([dns?.dispose(), sidecar?.dispose()]);
   await fleet.stop();
 }
