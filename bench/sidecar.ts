@@ -8,6 +8,7 @@ import { BINARY, httpGet } from '../test/helpers/dns-process.js';
 import { endGroup, spawnGroup } from '../test/helpers/process.js';
 import { GiveUp, waitFor } from '../test/helpers/wait.js';
 import type { Fleet } from './lib/fleet.js';
+import { SIDECAR_NODE_OPTIONS } from './lib/image-env.js';
 import { freePort } from './lib/peers.js';
 import { memory } from './lib/proc.js';
 import { type Summary, summarize } from './lib/stats.js';
@@ -60,7 +61,10 @@ export async function runSidecar(
       await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
       const address = { host, port };
       const started = now();
-      const proc = spawnGroup(process.execPath, [BINARY, 'sidecar', '--config', configPath]);
+      // As its container runs it: the manifest's NODE_OPTIONS in place of the image's.
+      const proc = spawnGroup(process.execPath, [BINARY, 'sidecar', '--config', configPath], {
+        env: { ...process.env, NODE_OPTIONS: SIDECAR_NODE_OPTIONS },
+      });
       try {
         const alive = () => {
           if (!proc.running()) throw new GiveUp(`sidecar exited:\n${proc.output()}`);

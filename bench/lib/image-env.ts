@@ -7,3 +7,12 @@ export const IMAGE_NODE_OPTIONS =
   /^ENV NODE_OPTIONS=(.*)$/m
     .exec(readFileSync(join(import.meta.dirname, '../../Dockerfile'), 'utf8'))?.[1]
     ?.trim() ?? '';
+
+/**
+ * The sidecar's NODE_OPTIONS, which its container sets itself (k8s/squid-primary.yaml; the
+ * secondary's are the same, test/unit/k8s-manifests.test.ts), replacing the image's.
+ */
+export const SIDECAR_NODE_OPTIONS =
+  /name: NODE_OPTIONS, value: "([^"]*)"/.exec(
+    readFileSync(join(import.meta.dirname, '../../k8s/squid-primary.yaml'), 'utf8'),
+  )?.[1] ?? '';

@@ -1,7 +1,10 @@
 // Reading a config file: its size checked before a byte of it is read, then parsed and validated
-// (parse.ts) on a worker thread (parse-worker.ts), so that DNS keeps answering while a large file
-// is judged and this process never loads the YAML parser or zod at all.
+// (parse.ts) on a worker thread (parse-worker.ts), or for the sidecar in a child process
+// (parse-process.ts), so that DNS keeps answering while a large file is judged and this process
+// never loads the YAML parser or zod at all.
+import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { deserialize } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { deepFreeze } from '../deep-freeze.js';
@@ -82,9 +85,9 @@ export async function readConfigFile(file: string, limit = MAX_CONFIG_BYTES): Pr
   }
 }
 
-// The compiled worker sits next to this module. Sources run by vitest are TypeScript, which a
-// worker thread cannot load: there (unit tests only) the parse runs inline. What operators run,
-// and what the integration tests spawn, is the compiled build, which always parses off-thread.
+// The compiled worker and process scripts sit next to this module. Sources run by vitest are
+// TypeScript, which neither can load: there (unit tests only) the parse runs inline. What operators
+// run, and what the integration tests spawn, is the compiled build, which always parses off-thread.
 const WORKER_URL = new URL('./parse-worker.js', import.meta.url);
 const CAN_USE_WORKER = import.meta.url.endsWith('.js');
 // A hostile YAML that needs more than this is refused as invalid instead of growing the process.
@@ -160,6 +163,57 @@ function parseOffThread<T>(kind: ParseKind, file: string, text: string): Promise
   });
 }
 
+const PROCESS_SCRIPT = fileURLToPath(new URL('./parse-process.js', import.meta.url));
+
+/**
+ * Parses and validates in a child process of this Node.js, for the sidecar. A worker thread's
+ * memory stays in the process after the worker has ended: 3-7 MB of the sidecar's RSS at rest, in
+ * every Squid pod (bench/sidecar-rss.ts); a process gives all of its memory back when it exits. It
+ * costs a Node.js start-up per load, which a sidecar's small config can spend. The dns server keeps
+ * the worker, whose parts let a large config in without holding up DNS answers.
+ */
+function parseInChildProcess<T>(kind: ParseKind, file: string, text: string): Promise<Loaded<T>> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (loaded: Loaded<T>) => {
+      if (settled) return;
+      settled = true;
+      resolve(loaded);
+    };
+    const failed = (why: string) =>
+      settle({ ok: false, reason: 'invalid', errors: [`${file}: the config could not be parsed (${why})`] });
+    // The worker's heap bound, on the command line, where it overrides the one in NODE_OPTIONS.
+    const child = spawn(process.execPath, [`--max-old-space-size=${WORKER_HEAP_MB}`, PROCESS_SCRIPT, kind], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr = (stderr + chunk).slice(-4096);
+    });
+    // A parser that died before reading all of its input fails the write (EPIPE): its exit says why.
+    child.stdin.on('error', () => undefined);
+    child.once('error', (err: NodeJS.ErrnoException) =>
+      failed(`parser did not start: ${err.code ?? err.message}`),
+    );
+    child.once('close', (code, signal) => {
+      if (code !== 0) {
+        if (stderr.includes('heap out of memory')) return failed('parser out of memory');
+        return failed(signal ? `parser ended by ${signal}` : `parser exited with code ${code}`);
+      }
+      let result: { ok: true; config: T } | (Loaded<T> & { ok: false });
+      try {
+        result = deserialize(Buffer.concat(out));
+      } catch {
+        return failed('unreadable answer from the parser');
+      }
+      settle(result.ok ? { ok: true, config: deepFreeze(result.config), text } : result);
+    });
+    child.stdin.end(text);
+  });
+}
+
 async function loadFile<T>(file: string, kind: ParseKind): Promise<Loaded<T>> {
   const read = await readConfigFile(file);
   if (!read.ok) return read;
@@ -167,6 +221,7 @@ async function loadFile<T>(file: string, kind: ParseKind): Promise<Loaded<T>> {
     const { parseByKind } = await import('./parse.js');
     return parseByKind(kind, read.text) as Loaded<T>;
   }
+  if (kind === 'sidecar') return parseInChildProcess<T>(kind, file, read.text);
   return parseOffThread<T>(kind, file, read.text);
 }
 
