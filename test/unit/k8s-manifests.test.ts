@@ -137,3 +137,22 @@ describe('every manifest in k8s/', () => {
     }
   });
 });
+
+describe("the sidecar container's NODE_OPTIONS (bench/sidecar-rss.ts measures them)", () => {
+  const nodeOptions = (pool: string): string => {
+    const [deployment] = byKind(documents(`squid-${pool}.yaml`), 'Deployment');
+    const sidecar = deployment.spec.template.spec.containers.find((c: Doc) => c.name === 'sidecar');
+    return sidecar.env.find((e: Doc) => e.name === 'NODE_OPTIONS').value;
+  };
+
+  it('are the same in both pools', () => {
+    expect(nodeOptions('secondary')).toBe(nodeOptions('primary'));
+  });
+
+  // Node.js refuses to start on a flag it does not take from NODE_OPTIONS (--no-opt, --lite-mode).
+  it('hold only flags Node.js takes from NODE_OPTIONS', () => {
+    for (const flag of nodeOptions('primary').split(' ')) {
+      expect(process.allowedNodeEnvironmentFlags.has(flag.split('=')[0] as string), flag).toBe(true);
+    }
+  });
+});
