@@ -167,10 +167,11 @@ const PROCESS_SCRIPT = fileURLToPath(new URL('./parse-process.js', import.meta.u
 
 /**
  * Parses and validates in a child process of this Node.js, for the sidecar. A worker thread's
- * memory stays in the process after the worker has ended: 3-7 MB of the sidecar's RSS at rest, in
- * every Squid pod (bench/sidecar-rss.ts); a process gives all of its memory back when it exits. It
- * costs a Node.js start-up per load, which a sidecar's small config can spend. The dns server keeps
- * the worker, whose parts let a large config in without holding up DNS answers.
+ * memory stays in the process after the worker has ended: about 3 MB of the sidecar's RSS at rest
+ * and 9 MB of its peak, in every Squid pod (bench/sidecar-rss.ts); a process gives all of its
+ * memory back when it exits. It costs a Node.js start-up per load, which a sidecar's small config
+ * can spend. The dns server keeps the worker, whose parts let a large config in without holding up
+ * DNS answers.
  */
 function parseInChildProcess<T>(kind: ParseKind, file: string, text: string): Promise<Loaded<T>> {
   return new Promise((resolve) => {
