@@ -21,6 +21,7 @@ import { endGroup } from '../test/helpers/process.js';
 import { type SidecarProcess, startSidecarProcess } from '../test/helpers/sidecar-process.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { startFleet } from './lib/fleet.js';
+import { withNodeFlags } from './lib/node-flags.js';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 1_000);
 const FLOOD = Number(process.env.BENCH_FLOOD ?? 10_000);
@@ -147,11 +148,7 @@ const results: Record<string, Partial<Record<PhaseName, Phase>>> = {};
 let dns: DnsProcess | undefined;
 let sidecar: SidecarProcess | undefined;
 try {
-  const pin = PIN ? ['taskset', '-c', '0'] : [];
-  // The helpers spawn `[...wrapper, node, binary, ...]`: a shell that drops that node for one with the flags.
-  const wrapper = NODE_FLAGS
-    ? [...pin, 'sh', '-c', `shift; exec "${process.execPath}" ${NODE_FLAGS} "$@"`, 'sh']
-    : pin;
+  const wrapper = withNodeFlags(NODE_FLAGS, PIN ? ['taskset', '-c', '0'] : []);
   dns = await startDnsServer(
     {
       probe,

@@ -24,6 +24,7 @@ import { httpGet, startDnsServer } from '../test/helpers/dns-process.js';
 import { startUdpStreamProcess } from '../test/helpers/udp-stream.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { IMAGE_NODE_OPTIONS } from './lib/image-env.js';
+import { withNodeFlags } from './lib/node-flags.js';
 import { memory } from './lib/proc.js';
 
 const GOAL_MS = 50;
@@ -94,12 +95,7 @@ const only = argument('--only');
 const nodeFlags = argument('--node-flags');
 const outputFile = argument('--output');
 const chosen = only === undefined ? shapes : shapes.slice(Number(only) - 1, Number(only));
-// The helper spawns `[...wrapper, node, binary, ...]`: a shell that drops the node it is handed
-// and runs its own with the flags.
-const wrapper =
-  nodeFlags === undefined
-    ? undefined
-    : ['sh', '-c', `shift; exec "${process.execPath}" ${nodeFlags} "$@"`, 'sh'];
+const wrapper = withNodeFlags(nodeFlags);
 
 // As deployed: the image's NODE_OPTIONS (a small young generation keeps each scavenge short).
 const server = await startDnsServer(base(10), { wrapper, env: { NODE_OPTIONS: IMAGE_NODE_OPTIONS } });

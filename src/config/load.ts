@@ -93,6 +93,11 @@ const CAN_USE_WORKER = import.meta.url.endsWith('.js');
 // A hostile YAML that needs more than this is refused as invalid instead of growing the process.
 const WORKER_HEAP_MB = 256;
 
+/** The one line for a parser (worker or process) that gave no verdict of its own. */
+function couldNotParse<T>(file: string, why: string): Loaded<T> {
+  return { ok: false, reason: 'invalid', errors: [`${file}: the config could not be parsed (${why})`] };
+}
+
 /** A parsed config as the worker sends it (parse-worker.ts): a skeleton, and its long arrays in parts. */
 export interface ConfigParts {
   /** v8-serialized, each long array in it left empty. */
@@ -147,7 +152,7 @@ function parseOffThread<T>(kind: ParseKind, file: string, text: string): Promise
     const failed = (why: string) => {
       if (settled) return;
       settled = true;
-      resolve({ ok: false, reason: 'invalid', errors: [`${file}: the config could not be parsed (${why})`] });
+      resolve(couldNotParse(file, why));
     };
     worker.once('message', (result: { ok: true; parts: ConfigParts } | (Loaded<T> & { ok: false })) => {
       settled = true;
@@ -155,7 +160,7 @@ function parseOffThread<T>(kind: ParseKind, file: string, text: string): Promise
       // The text stayed here; the config comes in parts, taken in with I/O served between them.
       runInSlices(fromParts(result.parts)).then(
         (config) => resolve({ ok: true, config: config as T, text }),
-        (err: Error) => resolve({ ok: false, reason: 'invalid', errors: [`${file}: ${err.message}`] }),
+        (err: Error) => resolve(couldNotParse(file, `unreadable answer from the parser: ${err.message}`)),
       );
     });
     worker.once('error', (err: Error & { code?: string }) => failed(err.code ?? err.message));
@@ -181,8 +186,7 @@ function parseInChildProcess<T>(kind: ParseKind, file: string, text: string): Pr
       settled = true;
       resolve(loaded);
     };
-    const failed = (why: string) =>
-      settle({ ok: false, reason: 'invalid', errors: [`${file}: the config could not be parsed (${why})`] });
+    const failed = (why: string) => settle(couldNotParse(file, why));
     // The worker's heap bound, on the command line, where it overrides the one in NODE_OPTIONS.
     const child = spawn(process.execPath, [`--max-old-space-size=${WORKER_HEAP_MB}`, PROCESS_SCRIPT, kind], {
       stdio: ['pipe', 'pipe', 'pipe'],

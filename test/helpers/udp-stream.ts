@@ -23,10 +23,15 @@ export interface UdpStream {
   stop(lateAfterMs: number): Promise<StreamResult>;
 }
 
+/** The stream in this process, which can also say how many queries it has sent so far. */
+export interface LocalUdpStream extends UdpStream {
+  sent(): number;
+}
+
 export function startUdpStream(
   server: { host: string; port: number },
   { name = 'proxy.egress.svc', intervalMs = 5, lostAfterMs = 2_000 } = {},
-): UdpStream {
+): LocalUdpStream {
   const socket = dgram.createSocket('udp4');
   const sentAt = new Map<number, number>();
   const latencies: number[] = [];
@@ -57,6 +62,7 @@ export function startUdpStream(
     socket.send(query(id, name), server.port, server.host);
   }, intervalMs);
   return {
+    sent: () => sent,
     async stop(lateAfterMs) {
       clearInterval(timer);
       const deadline = performance.now() + lostAfterMs;

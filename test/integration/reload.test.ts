@@ -209,7 +209,7 @@ describe('live reload', () => {
       },
     );
     // The refusal can come within a few queries: the stream goes on past it, as answers must.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await waitFor(() => stream.sent() > 60, { what: 'the stream to go on past the refusal' });
     const result = await stream.stop(LATE_MS);
     expect(refusals().length).toBeGreaterThan(before);
     expect(result.sent).toBeGreaterThan(50);
@@ -274,12 +274,13 @@ describe('a reload of many services', () => {
     const status = (await server.status()) as unknown as Status;
     expect(status.services.find((s) => s.name === 'wide')?.pools[0]?.addresses).toEqual(wide);
     for (const n of [0, 99, 100, 249]) {
-      await waitFor(
-        async () =>
-          (await dig(server.dnsAddress, `many${n}.egress.svc`, 'A')).answer[0]?.includes(' 14 IN A'),
+      const record = await waitFor(
+        async () => {
+          const [answer] = (await dig(server.dnsAddress, `many${n}.egress.svc`, 'A')).answer;
+          return answer?.includes(' 14 IN A') ? answer : undefined;
+        },
         { what: `many${n} answered` },
       );
-      const [record] = (await dig(server.dnsAddress, `many${n}.egress.svc`, 'A')).answer;
       expect(record).toMatch(new RegExp(`IN A\\s+10\\.3\\.${n >> 8}\\.${n & 255}$`));
     }
   });

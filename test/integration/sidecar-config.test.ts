@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import type * as Load from '../../src/config/load.js';
 import { parseConfigText } from '../../src/config/parse.js';
 import { sidecarConfigSchema } from '../../src/config/schema.js';
+import { expectDeeplyFrozen } from '../helpers/frozen.js';
 
 const FIXTURES = resolve('test/fixtures/config');
 const compiled = (await import(pathToFileURL(resolve('dist/config/load.js')).href)) as typeof Load;
@@ -20,12 +21,6 @@ const files = [
     .map((name) => join(FIXTURES, name)),
   resolve('examples/sidecar.yaml'),
 ].sort();
-
-function expectDeeplyFrozen(value: unknown, path = '(root)'): void {
-  if (value === null || typeof value !== 'object') return;
-  expect(Object.isFrozen(value), `${path} is frozen`).toBe(true);
-  for (const [key, inner] of Object.entries(value)) expectDeeplyFrozen(inner, `${path}.${key}`);
-}
 
 describe('the sidecar config, parsed in a child process', () => {
   it('has fixtures of both kinds', () => {

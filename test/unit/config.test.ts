@@ -8,6 +8,7 @@ import { formatDuration, MAX_DURATION_MS, parseDuration } from '../../src/config
 import { loadDnsConfig, loadSidecarConfig } from '../../src/config/load.js';
 import { formatPath, parseAnyConfigText, parseConfigText } from '../../src/config/parse.js';
 import { configKind, type DnsConfig, dnsConfigSchema, sidecarConfigSchema } from '../../src/config/schema.js';
+import { expectDeeplyFrozen } from '../helpers/frozen.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/config');
 const EXAMPLES = join(import.meta.dirname, '../../examples');
@@ -31,12 +32,6 @@ function expectedLines(text: string): string[] {
     .split('\n')
     .filter((line) => line.startsWith('# expect: '))
     .map((line) => line.slice('# expect: '.length));
-}
-
-function expectDeeplyFrozen(value: unknown, path = '(root)'): void {
-  if (value === null || typeof value !== 'object') return;
-  expect(Object.isFrozen(value), `${path} is frozen`).toBe(true);
-  for (const [key, inner] of Object.entries(value)) expectDeeplyFrozen(inner, `${path}.${key}`);
 }
 
 describe('valid fixtures', () => {
