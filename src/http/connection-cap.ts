@@ -32,16 +32,18 @@ export type Admission<T> =
   | { readonly admitted: false };
 
 /**
- * The connections an endpoint holds, idle or busy (a request in flight). A newcomer past the cap
- * takes the place of the connection idle the longest: a connection that says nothing (or has
- * had its answer) is worth less than one that just came, which an honest client uses at once.
- * Only when every connection is busy is the newcomer refused.
+ * The connections an endpoint holds, idle (waiting for a request: since it connected, or since its
+ * last answer) or busy (a request in flight). A newcomer past the cap takes the place of the
+ * connection idle the longest: a connection that says nothing (or has had its answer) is worth
+ * less than one that just came, which an honest client uses at once. Only when every connection
+ * is busy is the newcomer refused. `now` is any monotonic clock in ms; it only orders and ages.
  */
 export class ConnectionSlots<T> {
   readonly #cap: number;
   readonly #open = new Set<T>();
-  // Oldest idle first: a Set keeps insertion order, and re-adding moves a connection to the end.
-  readonly #idle = new Set<T>();
+  // Idle since when, oldest first: a Map keeps insertion order, and re-setting a connection after
+  // deleting it moves it to the end. So the oldest idle, and all idle too long, are at the front.
+  readonly #idleSince = new Map<T, number>();
 
   constructor(cap: number) {
     this.#cap = cap;
@@ -51,32 +53,47 @@ export class ConnectionSlots<T> {
     return this.#open.size;
   }
 
-  admit(connection: T): Admission<T> {
+  admit(connection: T, now: number): Admission<T> {
     let evicted: T | undefined;
     if (this.#open.size >= this.#cap) {
-      evicted = this.#idle.values().next().value;
+      evicted = this.#idleSince.keys().next().value;
       if (evicted === undefined) return { admitted: false };
       this.closed(evicted);
     }
     this.#open.add(connection);
-    this.#idle.add(connection);
+    this.#idleSince.set(connection, now);
     return { admitted: true, evicted };
   }
 
-  /** A request came on it: not to be closed for a newcomer until it is answered. */
+  /** A request came on it: not to be closed for a newcomer, nor for waiting, until it is answered. */
   busy(connection: T): void {
-    this.#idle.delete(connection);
+    this.#idleSince.delete(connection);
   }
 
-  /** Its request was answered: idle again, and the newest idle. */
-  idle(connection: T): void {
+  /** Its request was answered: idle again from `now`, and the newest idle. */
+  idle(connection: T, now: number): void {
     if (!this.#open.has(connection)) return;
-    this.#idle.delete(connection);
-    this.#idle.add(connection);
+    this.#idleSince.delete(connection);
+    this.#idleSince.set(connection, now);
   }
 
   closed(connection: T): void {
     this.#open.delete(connection);
-    this.#idle.delete(connection);
+    this.#idleSince.delete(connection);
+  }
+
+  /** The connections idle since `before` or earlier, oldest first; they stay held until closed(). */
+  idleSince(before: number): T[] {
+    const waited: T[] = [];
+    for (const [connection, since] of this.#idleSince) {
+      if (since > before) break;
+      waited.push(connection);
+    }
+    return waited;
+  }
+
+  /** Every connection held, idle or busy. */
+  all(): T[] {
+    return [...this.#open];
   }
 }
