@@ -1,5 +1,5 @@
 // Config reloads and UDP answers: how late the latest UDP answer is while the server reloads a
-// large config (src/config/load.ts parses and validates on a worker thread; a file over 1 MiB is
+// large config (src/config/load.ts parses and validates in a child process; a file over 1 MiB is
 // refused by its size). The goal: no UDP answer later than 50 ms during a reload of a 1 MiB config.
 //
 //   npx tsc -p tsconfig.build.json && node --import ./bench/register.js bench/reload-stall.ts
@@ -8,7 +8,7 @@
 // editor or the kubelet does) to each shape below in turn, with a UDP query every 5 ms from 1 s
 // before the swap until 1 s after the server logs the reload's outcome. For comparison, it first
 // times the same parse + validation on this (the bench's) main thread, which is what every answer
-// waited for before the parse moved to a worker. Not part of `npm run bench`.
+// waited for before the parse moved off the main thread. Not part of `npm run bench`.
 //
 //   ... bench/reload-stall.ts [--only N] [--node-flags FLAGS] [--output FILE]
 //

@@ -1,6 +1,6 @@
 // Every default of the config, in one place: the schema (schema.ts) fills them in, the --help texts
 // print them. Plain values, so that what reads them does not load zod.
-import type { ProbeSettings } from './schema.js';
+import type { AdminState, ProbeSettings } from './schema.js';
 
 export type ProbeDefaults = Omit<ProbeSettings, 'targets'>;
 
@@ -55,3 +55,6 @@ export const SIDECAR_DEFAULTS = {
     maxHoldDownMs: 600_000,
   } satisfies ProbeDefaults,
 } as const;
+
+/** An operator's controls over a pool, in the order the metrics list them. */
+export const ADMIN_STATES: readonly AdminState[] = ['drain', 'down', 'up'];

@@ -1,8 +1,8 @@
 // Pure: a config text -> YAML -> schema -> config, or every problem as one "path: message" line an
-// operator can act on. Run on the parse worker (parse-worker.ts), for the sidecar in a child
-// process (parse-process.ts), and under vitest inline: the process that reads the file (load.ts)
-// never loads the YAML parser or zod itself, which a sidecar in every Squid pod would otherwise
-// carry at rest (about 20 MB of its RSS).
+// operator can act on. Run in a child process (parse-process.ts), and under vitest inline: the
+// process that reads the file (load.ts) never loads the YAML parser or zod itself, which a sidecar
+// in every Squid pod would otherwise carry at rest (about 20 MB of its RSS), and the dns server
+// about 6 MB.
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { Loaded } from './load.js';
@@ -123,10 +123,10 @@ export function parseAnyConfigText(text: string): Loaded<AnyConfig> {
   return loaded.ok ? { ...loaded, config: { kind: 'dns', config: loaded.config } } : loaded;
 }
 
-/** What each loader parses; a name rather than a schema, so that a worker thread can be told it. */
+/** What each loader parses; a name rather than a schema, so that the parser process can be told it. */
 export type ParseKind = 'dns' | 'sidecar' | 'any';
 
-/** For parse-worker.ts and parse-process.ts, and inline where neither can run. */
+/** For parse-process.ts, and inline where it cannot run. */
 export function parseByKind(kind: ParseKind, text: string): Loaded<unknown> {
   if (kind === 'dns') return parseConfigText(text, dnsConfigSchema);
   if (kind === 'sidecar') return parseConfigText(text, sidecarConfigSchema);

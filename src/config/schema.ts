@@ -15,6 +15,7 @@ import { formatAddress, type ListenAddress } from '../listen-address.js';
 import { redactUrl } from '../redact.js';
 import { hasCredentials, isHttpUrl } from '../url.js';
 import {
+  ADMIN_STATES,
   DEFAULT_HTTP_LISTEN,
   DNS_DEFAULTS,
   PROBE_DEFAULTS,
@@ -28,7 +29,6 @@ export type LivenessMode = 'deep' | 'attributed' | 'shallow';
 export type ReadinessMode = 'deep' | 'attributed';
 /** An operator's control over a pool (README, "Operator controls"): drain, down or up. */
 export type AdminState = 'drain' | 'down' | 'up';
-export const ADMIN_STATES: readonly AdminState[] = ['drain', 'down', 'up'];
 
 /** A pool's `admin` block: what the operator set, why, and until when (epoch ms; undefined: no end). */
 export interface AdminControl {

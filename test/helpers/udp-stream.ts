@@ -86,7 +86,7 @@ export function startUdpStream(
  * The same stream from a process of its own (udp-stream-child.ts), so that what this process does
  * meanwhile (parsing thousands of the server's log lines, say) cannot delay the answers it times;
  * at a higher priority where allowed (root), so that on a 2-core machine a busy server and its
- * parse worker do not make the measurer late instead.
+ * config parser do not make the measurer late instead.
  */
 export function startUdpStreamProcess(
   server: { host: string; port: number },

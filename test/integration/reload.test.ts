@@ -250,8 +250,8 @@ describe('live reload', () => {
 });
 
 describe('a reload of many services', () => {
-  it('applies 250 services, every one in order: the parse worker sends long lists in parts', async () => {
-    // More than the worker's 100 items per part: the services arrive as three parts, and a pool's
+  it('applies 250 services, every one in order: the parser sends long lists in parts', async () => {
+    // More than the parser's 100 items per part: the services arrive as three parts, and a pool's
     // 150 addresses (a long list inside a long list) as two, all put back whole and in order.
     const input = config({ ttl: 14 });
     const wide = Array.from({ length: 150 }, (_, i) => `10.4.0.${i + 1}`);

@@ -3,7 +3,7 @@
 // them; DNS query counts are plain integers bumped on the answer path and turned into a counter
 // only when scraped, so a query never pays for label lookups.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { ADMIN_STATES } from '../../config/schema.js';
+import { ADMIN_STATES } from '../../config/defaults.js';
 import type { Outcome, Transport } from '../../dns/responder.js';
 import { TCP_SHED_REASONS, type TcpShedReason } from '../../dns/server.js';
 import type { FlapEvent, RoundEvent, TransitionEvent } from '../../health/monitor.js';
