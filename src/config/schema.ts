@@ -1,4 +1,4 @@
-// The config of the README's "Configuration" as zod schemas. This is the only place defaults live.
+// The config of the README's "Configuration" as zod schemas, which fill in the defaults of defaults.ts.
 // Files use the README's keys ("interval: 2s"); the parsed, frozen result uses milliseconds with the
 // unit in the name (intervalMs) so no later code has to remember which numbers are durations.
 //
