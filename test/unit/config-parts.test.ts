@@ -22,7 +22,10 @@ const configLike = fc.letrec((tie) => ({
     fc.array(tie('value'), { maxLength: 5 }),
     fc.array(fc.integer(), { minLength: 90, maxLength: 450 }),
   ),
-  object: fc.dictionary(fc.string({ minLength: 1, maxLength: 6 }), tie('value'), { maxKeys: 4, noNullPrototype: true }),
+  object: fc.dictionary(fc.string({ minLength: 1, maxLength: 6 }), tie('value'), {
+    maxKeys: 4,
+    noNullPrototype: true,
+  }),
 })).value;
 
 describe('a config in parts', () => {
