@@ -21,6 +21,7 @@ import { endGroup } from '../test/helpers/process.js';
 import { type SidecarProcess, startSidecarProcess } from '../test/helpers/sidecar-process.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { startFleet } from './lib/fleet.js';
+import { IMAGE_NODE_OPTIONS, SIDECAR_NODE_OPTIONS } from './lib/image-env.js';
 import { withNodeFlags } from './lib/node-flags.js';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 1_000);
@@ -148,15 +149,20 @@ const results: Record<string, Partial<Record<PhaseName, Phase>>> = {};
 let dns: DnsProcess | undefined;
 let sidecar: SidecarProcess | undefined;
 try {
-  const wrapper = withNodeFlags(NODE_FLAGS, PIN ? ['taskset', '-c', '0'] : []);
+  // Each server with the NODE_OPTIONS it is deployed with: the image's for dns, the Squid
+  // manifests' (--jitless among them) for the sidecar.
+  const pinned = PIN ? ['taskset', '-c', '0'] : [];
   dns = await startDnsServer(
     {
       probe,
       services: [{ name: 'proxy', pools: [{ name: 'a', proxy: squid.address, address: '10.0.0.1' }] }],
     },
-    { wrapper },
+    { wrapper: withNodeFlags(NODE_FLAGS, pinned), env: { NODE_OPTIONS: IMAGE_NODE_OPTIONS } },
   );
-  sidecar = await startSidecarProcess({ proxy: squid.address, ...probe }, { wrapper });
+  sidecar = await startSidecarProcess(
+    { proxy: squid.address, ...probe },
+    { wrapper: withNodeFlags(NODE_FLAGS, [...pinned, 'env', `NODE_OPTIONS=${SIDECAR_NODE_OPTIONS}`]) },
+  );
   for (const [name, address] of [
     ['dns', dns.httpAddress],
     ['sidecar', sidecar.address],
