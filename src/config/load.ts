@@ -101,9 +101,9 @@ function couldNotParse<T>(file: string, why: string): Loaded<T> {
  * 1 MiB took 0.6-1.9 s on the main thread (bench/reload-stall.ts), every DNS answer waiting. A
  * worker thread kept that off the main thread too, but its memory stays in the process after it
  * has ended (about 3 MB at rest and 9 MB of the peak, bench/sidecar-rss.ts and bench/rss.ts); a
- * process gives all of it back when it exits. It costs a Node.js start-up per load (about 50 ms, on
- * another core), which a reload can spend. The config comes back in parts (parts.ts), taken in
- * with I/O served between them.
+ * process gives all of it back when it exits. It costs a process per load (about 0.2 s of another
+ * core, most of it loading the YAML parser and zod), which a reload can spend. The config comes back
+ * in parts (parts.ts), taken in with I/O served between them.
  */
 function parseInChildProcess<T>(kind: ParseKind, file: string, text: string): Promise<Loaded<T>> {
   return new Promise((resolve) => {

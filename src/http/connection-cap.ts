@@ -44,6 +44,8 @@ export class ConnectionSlots<T> {
   // Idle since when, oldest first: a Map keeps insertion order, and re-setting a connection after
   // deleting it moves it to the end. So the oldest idle, and all idle too long, are at the front.
   readonly #idleSince = new Map<T, number>();
+  // Requests in flight on a busy connection: pipelined ones are all in flight at once.
+  readonly #inFlight = new Map<T, number>();
 
   constructor(cap: number) {
     this.#cap = cap;
@@ -67,11 +69,19 @@ export class ConnectionSlots<T> {
 
   /** A request came on it: not to be closed for a newcomer, nor for waiting, until it is answered. */
   busy(connection: T): void {
+    if (!this.#open.has(connection)) return;
     this.#idleSince.delete(connection);
+    this.#inFlight.set(connection, (this.#inFlight.get(connection) ?? 0) + 1);
   }
 
-  /** Its request was answered: idle again from `now`, and the newest idle. */
+  /** A request on it was answered: once none is left in flight, idle from `now`, the newest idle. */
   idle(connection: T, now: number): void {
+    const left = (this.#inFlight.get(connection) ?? 0) - 1;
+    if (left > 0) {
+      this.#inFlight.set(connection, left);
+      return;
+    }
+    this.#inFlight.delete(connection);
     if (!this.#open.has(connection)) return;
     this.#idleSince.delete(connection);
     this.#idleSince.set(connection, now);
@@ -80,6 +90,7 @@ export class ConnectionSlots<T> {
   closed(connection: T): void {
     this.#open.delete(connection);
     this.#idleSince.delete(connection);
+    this.#inFlight.delete(connection);
   }
 
   /** The connections idle since `before` or earlier, oldest first; they stay held until closed(). */

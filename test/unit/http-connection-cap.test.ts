@@ -80,6 +80,20 @@ describe('ConnectionSlots', () => {
     expect(slots.admit('d', now())).toEqual({ admitted: true, evicted: 'b' });
   });
 
+  it('a connection with pipelined requests stays busy until the last of them is answered', () => {
+    const slots = new ConnectionSlots<string>(2);
+    slots.admit('a', now());
+    slots.admit('b', now());
+    slots.busy('a');
+    slots.busy('a'); // a second request, pipelined behind the first
+    slots.idle('a', now()); // the first answered
+    expect(slots.admit('c', now())).toEqual({ admitted: true, evicted: 'b' });
+    slots.busy('c');
+    expect(slots.admit('d', now())).toEqual({ admitted: false });
+    slots.idle('a', now()); // the second answered: idle now
+    expect(slots.admit('d', now())).toEqual({ admitted: true, evicted: 'a' });
+  });
+
   it('idleSince: the connections waiting since then or earlier, oldest first, busy ones never', () => {
     const slots = new ConnectionSlots<string>(10);
     slots.admit('a', 100);
