@@ -21,8 +21,9 @@ import { type HttpReply, type Route, text } from './reply.js';
  * WAITING_TIMEOUT_MS is closed; every CHECK_INTERVAL_MS the connections waiting the longest are
  * looked at (the oldest first, so a check costs what it closes). Node's own checks of the request
  * head run only on a server that listens itself (and every 30 s by default), so they are ours.
- * KEEP_ALIVE_TIMEOUT_MS closes an idle keep-alive connection on the dot; INACTIVITY_TIMEOUT_MS
- * covers the rest: a client that stops reading its answer.
+ * KEEP_ALIVE_TIMEOUT_MS is what a keep-alive answer announces (`Keep-Alive: timeout=1`); the
+ * check closes such a connection. INACTIVITY_TIMEOUT_MS covers the rest: a client that stops
+ * reading its answer.
  */
 export const WAITING_TIMEOUT_MS = 1_000;
 export const KEEP_ALIVE_TIMEOUT_MS = 1_000;
@@ -62,7 +63,6 @@ function readLimits(): string | undefined {
 
 export class HttpServer {
   readonly #front: net.Server;
-  readonly #http: http.Server;
   readonly #slots: ConnectionSlots<Socket>;
   #checker: NodeJS.Timeout | undefined;
   readonly maxConnections: number;
@@ -72,14 +72,8 @@ export class HttpServer {
   #logTimer: NodeJS.Timeout | undefined;
   readonly #log: HttpServerOptions['log'];
 
-  private constructor(
-    front: net.Server,
-    server: http.Server,
-    maxConnections: number,
-    log: HttpServerOptions['log'],
-  ) {
+  private constructor(front: net.Server, maxConnections: number, log: HttpServerOptions['log']) {
     this.#front = front;
-    this.#http = server;
     this.#slots = new ConnectionSlots<Socket>(maxConnections);
     this.maxConnections = maxConnections;
     this.#log = log;
@@ -94,12 +88,7 @@ export class HttpServer {
     const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
     server.setTimeout(INACTIVITY_TIMEOUT_MS);
     const front = net.createServer();
-    const self = new HttpServer(
-      front,
-      server,
-      options.maxConnections ?? connectionCap(readLimits()),
-      options.log,
-    );
+    const self = new HttpServer(front, options.maxConnections ?? connectionCap(readLimits()), options.log);
     const slots = self.#slots;
 
     front.on('connection', (socket: Socket) => {
@@ -125,6 +114,10 @@ export class HttpServer {
         socket.emit('data', head);
       });
     });
+    // What a connection had sent when its last answer was written: more since then is a request
+    // begun and not finished, which gets a 408. One that said nothing (since it connected, or since
+    // its answer) is closed without a word: it would not read one.
+    const readWhenAnswered = new WeakMap<Socket, number>();
     server.on('request', (req, res) => {
       const socket = req.socket;
       slots.busy(socket);
@@ -151,13 +144,9 @@ export class HttpServer {
     // Bad requests (port scanners and the like) get a 400, and the socket is destroyed, never
     // half-closed: end() would keep the descriptor until the peer closes its side, which a hostile
     // one never does. The reply is small enough to leave in the one write.
-    server.on('clientError', (_err: NodeJS.ErrnoException, socket: Socket) => {
-      closeWith(socket, '400 Bad Request');
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      closeWith(socket, err.code === 'ECONNRESET' ? undefined : '400 Bad Request');
     });
-    // What a connection had sent when its last answer was written: more since then is a request
-    // begun and not finished, which gets a 408. One that said nothing (since it connected, or since
-    // its answer) is closed without a word: it would not read one.
-    const readWhenAnswered = new WeakMap<Socket, number>();
     self.#checker = setInterval(() => {
       for (const socket of slots.idleSince(performance.now() - WAITING_TIMEOUT_MS)) {
         const begun = socket.bytesRead > (readWhenAnswered.get(socket) ?? 0);
@@ -205,14 +194,12 @@ export class HttpServer {
     this.#unlogged.refused = 0;
   }
 
-  /** Stops accepting; idle connections are closed at once, busy ones get a second to finish. */
+  /** Stops accepting; idle connections are closed at once, busy ones a second later. */
   async close(): Promise<void> {
     this.#flushLog();
     clearInterval(this.#checker);
     const closed = new Promise<void>((resolve) => this.#front.close(() => resolve()));
     for (const socket of this.#slots.idleSince(Number.POSITIVE_INFINITY)) socket.destroy();
-    // Busy connections are closed as soon as their answer is written (`connection: close`).
-    this.#http.close();
     const deadline = setTimeout(() => {
       for (const socket of this.#slots.all()) socket.destroy();
     }, 1_000);
