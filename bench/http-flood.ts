@@ -6,6 +6,7 @@
 //   npx tsc -p tsconfig.build.json
 //   flock /tmp/ef-integration.lock node --import ./bench/register.js bench/http-flood.ts
 //   BENCH_SAMPLES=2000 BENCH_FLOOD=20000 node --import ./bench/register.js bench/http-flood.ts
+//   "$(bash bench/lib/image-node.sh)" --import ./bench/register.js bench/http-flood.ts   (the image's Node.js)
 //
 // Needs root (Squid drops to `proxy`) and apt squid; binds 127.0.1.10-13 (bench/lib/fleet.ts) and
 // floods from 127.0.3.1-8. Prints p50/p99/max per server and phase and writes them to
@@ -39,6 +40,8 @@ const ONLY = process.env.BENCH_ONLY;
 const PIN = process.env.BENCH_PIN === '1';
 /** BENCH_NODE_FLAGS: flags for the servers' node that NODE_OPTIONS refuses, e.g. '--cpu-prof'. */
 const NODE_FLAGS = process.env.BENCH_NODE_FLAGS;
+/** BENCH_SIDECAR_NODE_OPTIONS: the sidecar's NODE_OPTIONS instead of the manifests', to compare. */
+const SIDECAR_OPTIONS = process.env.BENCH_SIDECAR_NODE_OPTIONS ?? SIDECAR_NODE_OPTIONS;
 const LIFE_MS = 2_000;
 const GAP_MS = 10;
 // A connection bound to a source address takes its port at bind(), where a port in TIME_WAIT is
@@ -161,7 +164,7 @@ try {
   );
   sidecar = await startSidecarProcess(
     { proxy: squid.address, ...probe },
-    { wrapper: withNodeFlags(NODE_FLAGS, [...pinned, 'env', `NODE_OPTIONS=${SIDECAR_NODE_OPTIONS}`]) },
+    { wrapper: withNodeFlags(NODE_FLAGS, [...pinned, 'env', `NODE_OPTIONS=${SIDECAR_OPTIONS}`]) },
   );
   for (const [name, address] of [
     ['dns', dns.httpAddress],
@@ -194,7 +197,7 @@ try {
 
 const f = (ms: number) => (Number.isFinite(ms) ? ms.toFixed(1) : 'none');
 console.log(
-  `\n/readyz${PIN ? ' (servers on core 0, flood on core 1)' : ''}, ${SAMPLES} requests per phase, each on a new connection; flood: ${FLOOD} connections living up to ${LIFE_MS} ms, at most ${RATE} new a second; storm: the same, unbounded\n`,
+  `\nNode.js ${process.version}; sidecar NODE_OPTIONS: ${SIDECAR_OPTIONS}\n/readyz${PIN ? ' (servers on core 0, flood on core 1)' : ''}, ${SAMPLES} requests per phase, each on a new connection; flood: ${FLOOD} connections living up to ${LIFE_MS} ms, at most ${RATE} new a second; storm: the same, unbounded\n`,
 );
 console.log(
   '| server | phase | p50 ms | p99 ms | max ms | p99 of the handshake ms | failed | flood connections opened meanwhile |',

@@ -17,12 +17,13 @@
 // nothing to close. A fresh connection per round is also what a health check should measure: a
 // pooled keep-alive socket would hide a proxy that no longer accepts connections. The cost is one
 // TCP (+TLS) handshake per target per round, negligible at probe intervals of seconds.
-import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createSecureContext, rootCertificates, type SecureContext, connect as tlsConnect } from 'node:tls';
 import { formatDuration } from '../config/duration.js';
 import type { StatusRange } from '../config/schema.js';
+import { request as httpRequest } from '../node-http.js';
 import { bareHost } from '../url.js';
 import { errorCode, isLocalErrorCode, LOCAL_ERROR_PREFIX } from './error-reason.js';
 import { type RoundResult, roundVerdict, type TargetResult } from './round.js';

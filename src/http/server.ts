@@ -8,9 +8,9 @@
 // bench/http-conn-cost.ts: about 20 % less CPU per flood connection, and the kubelet's probe waits
 // behind each of those in the accept queue.
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { ListenAddress } from '../config/schema.js';
+import { createServer } from '../node-http.js';
 import { ConnectionSlots, connectionCap } from './connection-cap.js';
 import { type HttpReply, type Route, text } from './reply.js';
 
@@ -85,7 +85,7 @@ export class HttpServer {
     route: Route,
     options: HttpServerOptions = {},
   ): Promise<HttpServer> {
-    const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
+    const server = createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
     server.setTimeout(INACTIVITY_TIMEOUT_MS);
     const front = net.createServer();
     const self = new HttpServer(front, options.maxConnections ?? connectionCap(readLimits()), options.log);

@@ -5,11 +5,11 @@
 // scrapes that come within two timeouts of it. Where the manager does not answer (refused by
 // http_access, not Squid, hung) the answer is undefined: the metric is absent, never an error, and
 // nothing else depends on it.
-import { request } from 'node:http';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import { formatDuration } from '../../config/duration.js';
 import { errorCode } from '../../health/error-reason.js';
+import { request } from '../../node-http.js';
 import { clientConnections } from '../../sidecar/squid-fds.js';
 
 const PAGE = '/squid-internal-mgr/filedescriptors';

@@ -1,8 +1,9 @@
 // Edge of `egress-failover status`: GET the dns server's /status, then print the table (or the JSON
 // as it came) and say with the exit code whether every service is answered.
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { EXIT } from '../../errors.js';
+import { request as httpRequest } from '../../node-http.js';
 import { redactUrl } from '../../redact.js';
 import { servicesOf, statusReport } from './table.js';
 
