@@ -211,5 +211,5 @@ for (const [name, phases] of Object.entries(results)) {
 }
 await writeFile(
   RESULTS,
-  `${JSON.stringify({ at: new Date().toISOString(), cpus: cpus().length, loadavg: loadavg(), flood: FLOOD, rate: RATE, pinned: PIN, samples: SAMPLES, results }, null, 2)}\n`,
+  `${JSON.stringify({ at: new Date().toISOString(), node: process.version, sidecarNodeOptions: SIDECAR_OPTIONS, cpus: cpus().length, loadavg: loadavg(), flood: FLOOD, rate: RATE, pinned: PIN, samples: SAMPLES, results }, null, 2)}\n`,
 );
