@@ -40,7 +40,7 @@ export type Admission<T> =
  */
 export class ConnectionSlots<T> {
   readonly #cap: number;
-  readonly #open = new Set<T>();
+  // A connection held is in exactly one of the two maps: idle, or busy with requests in flight.
   // Idle since when, oldest first: a Map keeps insertion order, and re-setting a connection after
   // deleting it moves it to the end. So the oldest idle, and all idle too long, are at the front.
   readonly #idleSince = new Map<T, number>();
@@ -52,43 +52,38 @@ export class ConnectionSlots<T> {
   }
 
   get size(): number {
-    return this.#open.size;
+    return this.#idleSince.size + this.#inFlight.size;
   }
 
   admit(connection: T, now: number): Admission<T> {
     let evicted: T | undefined;
-    if (this.#open.size >= this.#cap) {
+    if (this.size >= this.#cap) {
       evicted = this.#idleSince.keys().next().value;
       if (evicted === undefined) return { admitted: false };
       this.closed(evicted);
     }
-    this.#open.add(connection);
     this.#idleSince.set(connection, now);
     return { admitted: true, evicted };
   }
 
   /** A request came on it: not to be closed for a newcomer, nor for waiting, until it is answered. */
   busy(connection: T): void {
-    if (!this.#open.has(connection)) return;
-    this.#idleSince.delete(connection);
+    if (!this.#idleSince.delete(connection) && !this.#inFlight.has(connection)) return;
     this.#inFlight.set(connection, (this.#inFlight.get(connection) ?? 0) + 1);
   }
 
   /** A request on it was answered: once none is left in flight, idle from `now`, the newest idle. */
   idle(connection: T, now: number): void {
-    const left = (this.#inFlight.get(connection) ?? 0) - 1;
-    if (left > 0) {
-      this.#inFlight.set(connection, left);
+    const inFlight = this.#inFlight.get(connection);
+    if (inFlight !== undefined && inFlight > 1) {
+      this.#inFlight.set(connection, inFlight - 1);
       return;
     }
-    this.#inFlight.delete(connection);
-    if (!this.#open.has(connection)) return;
-    this.#idleSince.delete(connection);
+    if (!this.#inFlight.delete(connection) && !this.#idleSince.delete(connection)) return;
     this.#idleSince.set(connection, now);
   }
 
   closed(connection: T): void {
-    this.#open.delete(connection);
     this.#idleSince.delete(connection);
     this.#inFlight.delete(connection);
   }
@@ -105,6 +100,6 @@ export class ConnectionSlots<T> {
 
   /** Every connection held, idle or busy. */
   all(): T[] {
-    return [...this.#open];
+    return [...this.#idleSince.keys(), ...this.#inFlight.keys()];
   }
 }

@@ -1,11 +1,11 @@
 // docs/reasons.md is the one list of failure reasons: every reason token the code can produce is
 // on it. The tokens are read out of the source, so a new reason without a line there fails here.
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { ROOT, sourceFiles } from '../helpers/source-files.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 /** Where reasons are made: the checks, the sidecar's verdicts, and the commands that run them. */
 const SOURCES = ['src/health', 'src/sidecar', 'src/commands'];
 /** Made but never shown: a round abandoned by stop() is dropped, not published. */
@@ -71,12 +71,6 @@ function inReasonPosition(literal: ts.Node): boolean {
 function isMetricHelp(node: ts.Node): boolean {
   const parent = node.parent as ts.Node | undefined;
   return parent !== undefined && ts.isPropertyAssignment(parent) && parent.name.getText() === 'help';
-}
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(join(ROOT, dir), { withFileTypes: true, recursive: true })
-    .filter((entry) => entry.isFile() && entry.name.endsWith('.ts'))
-    .map((entry) => relative(ROOT, join(entry.parentPath, entry.name)));
 }
 
 /** Every reason token in the source, with the files it comes from. */
